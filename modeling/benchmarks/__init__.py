@@ -1,0 +1,1 @@
+"""Benchmarks run by scripts/benchmark.py: one module per sub-command."""

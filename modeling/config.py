@@ -1,0 +1,189 @@
+"""Run configuration: dataclasses parsed from YAML with command-line overrides.
+
+`parse_config(argv)` reads `--config FILE` (YAML; default `configs/demo.yaml`), takes its values as
+defaults, then applies `--key value` overrides from the command line. A key that no dataclass
+knows is an error in both places, so a typo cannot silently fall back to a default.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import difflib
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from transformers import HfArgumentParser, TrainingArguments
+
+from modeling.processing import IMAGENET_MEAN, IMAGENET_STD, PROCESSOR_KINDS
+
+logger = logging.getLogger(__name__)
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_CONFIG = PROJECT_ROOT / "configs" / "demo.yaml"
+
+
+class ConfigError(ValueError):
+    """A configuration problem; the message names the file or key and the fix."""
+
+
+@dataclass
+class ModelArguments:
+    """Which network to train and how its inputs are preprocessed."""
+
+    model_name_or_path: str | None = field(
+        default=None,
+        metadata={"help": "Pretrained checkpoint (name or folder); gets a new 2-way head. "
+                  "Leave empty to build a random-init ConvNext from hidden_sizes/depths."},
+    )
+    hidden_sizes: list[int] | None = field(default=None, metadata={"help": "Random init: channels per stage."})
+    depths: list[int] | None = field(default=None, metadata={"help": "Random init: blocks per stage."})
+    patch_size: int = field(default=4, metadata={"help": "Random init: stem stride (smaller keeps fine traces)."})
+    layer_scale_init_value: float = field(default=1e-6, metadata={"help": "Random init: ConvNeXt layer scale."})
+    drop_path_rate: float = field(default=0.0, metadata={"help": "Stochastic depth rate."})
+    processor: str = field(default="crop", metadata={"help": f"Preprocessing, one of {PROCESSOR_KINDS}."})
+    image_size: int = field(default=200, metadata={"help": "Side of the square model input."})
+    image_mean: list[float] = field(default_factory=lambda: list(IMAGENET_MEAN))
+    image_std: list[float] = field(default_factory=lambda: list(IMAGENET_STD))
+
+    def __post_init__(self) -> None:
+        random_init = self.hidden_sizes is not None or self.depths is not None
+        if self.model_name_or_path and random_init:
+            raise ConfigError("set model_name_or_path (pretrained) or hidden_sizes+depths (random init), not both")
+        if not self.model_name_or_path and not (self.hidden_sizes and self.depths):
+            raise ConfigError("set model_name_or_path, or both hidden_sizes and depths for a random-init ConvNext")
+        if random_init and len(self.hidden_sizes or []) != len(self.depths or []):
+            raise ConfigError(f"hidden_sizes {self.hidden_sizes} and depths {self.depths} need one entry per stage")
+        if self.processor not in PROCESSOR_KINDS:
+            raise ConfigError(f"processor must be one of {PROCESSOR_KINDS}, got {self.processor!r}")
+
+
+@dataclass
+class DataArguments:
+    """Where the images are and which of them a run uses."""
+
+    data_dir: str = field(default="data/demo", metadata={"help": "ArtiFact root, or a folder with real/ and ai/."})
+    layout: str = field(default="auto", metadata={"help": "auto, artifact or folder."})
+    manifest: str | None = field(default=None, metadata={"help": "Reuse a saved manifest.csv instead of sampling."})
+    num_real: int = field(default=100_000, metadata={"help": "Real images in the subset (<= 0: all)."})
+    num_ai: int = field(default=100_000, metadata={"help": "AI images in the subset (<= 0: all)."})
+    max_per_source: int | None = field(default=None, metadata={"help": "Cap per source folder."})
+    validation_fraction: float = field(default=0.1)
+    test_fraction: float = field(default=0.1)
+    holdout_generators: list[str] = field(
+        default_factory=list, metadata={"help": "Sources kept out of training entirely (unseen-generator test)."}
+    )
+    demo_data: bool = field(default=False, metadata={"help": "Generate the demo dataset in data_dir if absent."})
+    demo_images_per_source: int = field(default=400)
+
+
+@dataclass
+class AugmentArguments:
+    """Training-time robustness augmentations (CNNDetection-style blur + JPEG, flips, rescaling)."""
+
+    train_crop_size: int | None = field(default=None, metadata={"help": "Random crop side; default: image_size."})
+    hflip_prob: float = 0.5
+    rescale_prob: float = 0.1
+    rescale_range: list[float] = field(default_factory=lambda: [0.75, 1.25])
+    blur_prob: float = 0.1
+    blur_sigma: list[float] = field(default_factory=lambda: [0.1, 2.0])
+    jpeg_prob: float = 0.1
+    jpeg_quality: list[int] = field(default_factory=lambda: [65, 95])
+    grayscale_prob: float = 0.05
+
+    def __post_init__(self) -> None:
+        for name in ("hflip_prob", "rescale_prob", "blur_prob", "jpeg_prob", "grayscale_prob"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ConfigError(f"{name} must be a probability in [0, 1], got {getattr(self, name)}")
+        for name in ("rescale_range", "blur_sigma", "jpeg_quality"):
+            lo_hi = getattr(self, name)
+            if len(lo_hi) != 2 or lo_hi[0] > lo_hi[1]:
+                raise ConfigError(f"{name} must be [low, high], got {lo_hi}")
+
+
+@dataclass
+class RunArguments:
+    """Project-level switches that are neither model, data nor Trainer settings."""
+
+    keep_checkpoints: bool = field(
+        default=False, metadata={"help": "Keep checkpoint-* folders (optimizer state) after a successful run."}
+    )
+
+
+CONFIG_CLASSES = (ModelArguments, DataArguments, AugmentArguments, RunArguments, TrainingArguments)
+
+
+@dataclass
+class RunConfig:
+    model: ModelArguments
+    data: DataArguments
+    augment: AugmentArguments
+    run: RunArguments
+    training: TrainingArguments
+    config_path: Path
+
+    def to_flat_dict(self) -> dict[str, Any]:
+        """Every resolved value under its own key: reloadable with `--config` (tokens are masked)."""
+        flat: dict[str, Any] = {}
+        for part in (self.model, self.data, self.augment, self.run):
+            flat.update(dataclasses.asdict(part))
+        flat.update(self.training.to_dict())  # to_dict masks *_token fields
+        return {k: v for k, v in flat.items() if not k.endswith("_token") or v is None}
+
+
+def load_yaml(path: str | Path) -> dict[str, Any]:
+    """Read a YAML mapping; a missing file or a non-mapping is a ConfigError naming the path."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file not found: {path}")
+    with open(path) as f:
+        values = yaml.safe_load(f) or {}
+    if not isinstance(values, dict):
+        raise ConfigError(f"{path}: expected a mapping of key: value, got {type(values).__name__}")
+    return values
+
+
+def _check_known(keys: Sequence[str], known: set[str], where: str) -> None:
+    unknown = [k for k in keys if k not in known]
+    if unknown:
+        hints = []
+        for key in unknown:
+            close = difflib.get_close_matches(key, known, n=1)
+            hints.append(f"{key!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
+        raise ConfigError(f"{where}: unknown key(s) {', '.join(hints)}")
+
+
+def parse_config(argv: Sequence[str] | None = None, default_config: str | Path = DEFAULT_CONFIG) -> RunConfig:
+    """YAML values become the parser's defaults; command-line `--key value` pairs override them."""
+    pre = argparse.ArgumentParser(add_help=False)
+    pre.add_argument("--config", default=str(default_config))
+    ns, rest = pre.parse_known_args(argv)
+    values = load_yaml(ns.config)
+
+    parser = HfArgumentParser(CONFIG_CLASSES)
+    parser.add_argument("--config", default=ns.config, help="YAML file with the run's settings.")
+    known = {a.dest for a in parser._actions} - {"help", "config"}
+    _check_known(list(values), known, str(ns.config))
+    for action in parser._actions:
+        if action.dest in values:
+            action.required = False  # the YAML supplied it
+    parser.set_defaults(**values)
+    flags = [a.split("=", 1)[0][2:] for a in rest if a.startswith("--")]
+    option_names = {s[2:] for a in parser._actions for s in a.option_strings}
+    _check_known(flags, option_names, "command line")
+    try:
+        *parts, _ = parser.parse_args_into_dataclasses(args=list(rest))
+    except (TypeError, ValueError) as err:
+        raise ConfigError(f"{ns.config}: {err}") from err
+    model, data, augment, run, training = parts
+    return RunConfig(model, data, augment, run, training, Path(ns.config))
+
+
+def save_config(config: RunConfig, path: str | Path) -> None:
+    """Write the resolved configuration (reloadable with --config) as YAML."""
+    with open(path, "w") as f:
+        yaml.safe_dump(config.to_flat_dict(), f, sort_keys=True)

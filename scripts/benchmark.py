@@ -1,0 +1,43 @@
+"""Benchmarks that print figures and ratios measured side by side in one run.
+
+    python scripts/benchmark.py predict                      # predict.py backends vs pipeline()
+    python scripts/benchmark.py memory --config configs/convnext_tiny_artifact.yaml
+    python scripts/benchmark.py train --config configs/demo.yaml
+
+Each sub-command lives in its own module under `modeling/benchmarks/` and exposes
+`add_arguments(parser)` and `run(args) -> int`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from typing import Sequence
+
+SUBCOMMANDS = {
+    "predict": "modeling.benchmarks.predict",
+    "memory": "modeling.benchmarks.memory",
+    "train": "modeling.benchmarks.train",
+}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    modules = {}
+    for name, module_name in SUBCOMMANDS.items():
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as err:
+            if err.name != module_name:
+                raise
+            continue  # not written yet
+        modules[name] = module
+        module.add_arguments(sub.add_parser(name, help=(module.__doc__ or "").strip().splitlines()[0]))
+    args = parser.parse_args(argv)
+    return modules[args.command].run(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

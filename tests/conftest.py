@@ -1,0 +1,65 @@
+"""Shared fixtures: tiny on-disk image trees built in tmp_path (no downloads)."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+# source -> (targets, category, image subfolder, metadata.csv index column header or None)
+# Covers: non-binary AI targets (3, 7), a mixed real+AI folder, nested paths, index columns.
+ARTIFACT_SOURCES = {
+    "afhq": ([0] * 40, "cat", "train/cat", ""),
+    "coco": ([0] * 30, "", "val", "Unnamed: 0"),
+    "cycle_gan": ([0] * 10 + [1] * 10, "horse", "horse2zebra", None),
+    "ddpm": ([1] * 20, "church", "church", None),
+    "glide": ([7] * 12, "face", "", None),
+    "stylegan2": ([3] * 50, "car", "car/seed", None),
+}
+
+
+@pytest.fixture(scope="session")
+def tiny_jpeg() -> bytes:
+    """An 8x8 JPEG; all test images share these bytes, so a tree costs only file writes."""
+    buffer = io.BytesIO()
+    Image.new("RGB", (8, 8), (120, 30, 200)).save(buffer, format="JPEG")
+    return buffer.getvalue()
+
+
+def write_artifact_source(
+    root: Path,
+    source: str,
+    targets,
+    category: str,
+    subdir: str,
+    index_header,
+    image: bytes,
+) -> None:
+    """One ArtiFact source folder: images plus metadata.csv (image_path, target, category)."""
+    folder = root / source
+    lines = []
+    for i, target in enumerate(targets):
+        image_path = f"{subdir}/img{i:06d}.jpg" if subdir else f"img{i:06d}.jpg"
+        (folder / image_path).parent.mkdir(parents=True, exist_ok=True)
+        (folder / image_path).write_bytes(image)
+        row = f"{image_path},{target},{category}"
+        lines.append(row if index_header is None else f"{i},{row}")
+    header = "image_path,target,category" if index_header is None else f"{index_header},image_path,target,category"
+    (folder / "metadata.csv").write_text("\n".join([header, *lines]) + "\n")
+
+
+@pytest.fixture
+def artifact_sources() -> dict:
+    """The spec artifact_root is built from: source -> (targets, category, subdir, index header)."""
+    return ARTIFACT_SOURCES
+
+
+@pytest.fixture
+def artifact_root(tmp_path: Path, tiny_jpeg: bytes) -> Path:
+    """A small ArtiFact-layout root with the sources in ARTIFACT_SOURCES."""
+    root = tmp_path / "artifact"
+    for source, (targets, category, subdir, index_header) in ARTIFACT_SOURCES.items():
+        write_artifact_source(root, source, targets, category, subdir, index_header, tiny_jpeg)
+    return root
