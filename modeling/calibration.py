@@ -1,0 +1,271 @@
+"""Calibrated scores: a temperature folded into the classifier head, and a stated decision threshold.
+
+A network trained with cross-entropy is usually overconfident: a score of 0.99 is right far less
+than 99% of the time. Temperature scaling (Guo et al., 2017) divides the logits by one scalar T
+fitted on the validation split; it never changes the ranking (ROC-AUC) or the argmax. Because the
+head is linear, `logits / T == (W / T) x + b / T`, so we divide the head's weight and bias by T and
+save the model: `pipeline("image-classification")` then returns calibrated scores with no extra code.
+
+The decision threshold (P(ai) >= threshold -> "ai") is chosen on validation, on the calibrated
+scores, by a stated rule, and stored in the model config as `decision_threshold` together with
+`decision_threshold_rule`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from scipy.optimize import minimize_scalar
+from scipy.special import log_softmax, softmax
+from sklearn.metrics import brier_score_loss
+
+from modeling.labels import AI_LABEL_ID
+
+logger = logging.getLogger(__name__)
+
+CALIBRATION_FILE = "calibration.json"
+ECE_BINS = 15
+DEFAULT_THRESHOLD = 0.5
+DEFAULT_RULE = "max_accuracy"
+TEMPERATURE_BOUNDS = (0.05, 50.0)
+
+
+# --------------------------------------------------------------------------- measures
+
+
+def ai_scores(logits: np.ndarray) -> np.ndarray:
+    """P(ai) from (N, num_labels) logits, in float64 (plain softmax: the head is already calibrated)."""
+    return softmax(np.asarray(logits, dtype=np.float64), axis=-1)[:, AI_LABEL_ID]
+
+
+def calibration_bins(scores: np.ndarray, n_bins: int = ECE_BINS) -> np.ndarray:
+    """Bin id of each P(ai) on equal-width bins of [0, 1], edges as in sklearn's `calibration_curve`."""
+    edges = np.linspace(0.0, 1.0, n_bins + 1)
+    return np.searchsorted(edges[1:-1], np.asarray(scores, dtype=np.float64))
+
+
+def expected_calibration_error(labels: np.ndarray, scores: np.ndarray, n_bins: int = ECE_BINS) -> float:
+    """ECE of P(ai): sum over bins of (bin size / N) * |fraction ai - mean P(ai)|.
+
+    Binned on P(ai) (not on the top-label confidence) so it reads off the reliability diagram.
+    """
+    labels = np.asarray(labels, dtype=np.float64)
+    scores = np.asarray(scores, dtype=np.float64)
+    if len(scores) == 0:
+        return float("nan")
+    bins = calibration_bins(scores, n_bins)
+    gap = np.bincount(bins, weights=labels, minlength=n_bins) - np.bincount(bins, weights=scores, minlength=n_bins)
+    return float(np.abs(gap).sum() / len(scores))
+
+
+def brier_score(labels: np.ndarray, scores: np.ndarray) -> float:
+    """Mean squared error of P(ai) against the 0/1 label."""
+    return float(brier_score_loss(np.asarray(labels, dtype=int), np.asarray(scores, dtype=np.float64), pos_label=1))
+
+
+def negative_log_likelihood(logits: np.ndarray, labels: np.ndarray) -> float:
+    """Mean cross-entropy of the logits: what temperature scaling minimises."""
+    logp = log_softmax(np.asarray(logits, dtype=np.float64), axis=-1)
+    return float(-logp[np.arange(len(labels)), np.asarray(labels, dtype=int)].mean())
+
+
+# --------------------------------------------------------------------------- temperature
+
+
+def fit_temperature(logits: np.ndarray, labels: np.ndarray) -> float:
+    """The T > 0 minimising the NLL of logits / T (a 1-D convex problem in log T)."""
+    logits = np.asarray(logits, dtype=np.float64)
+    labels = np.asarray(labels, dtype=int)
+    lo, hi = (math.log(b) for b in TEMPERATURE_BOUNDS)
+    result = minimize_scalar(
+        lambda log_t: negative_log_likelihood(logits / math.exp(log_t), labels),
+        bounds=(lo, hi),
+        method="bounded",
+        options={"xatol": 1e-6},
+    )
+    temperature = float(math.exp(result.x))
+    if min(abs(result.x - lo), abs(result.x - hi)) < 1e-3:
+        logger.warning("fitted temperature %.3g sits at its bound %s: validation set too small or one-sided?",
+                       temperature, TEMPERATURE_BOUNDS)
+    return temperature
+
+
+def classifier_head(model: torch.nn.Module) -> torch.nn.Linear:
+    """The final linear layer whose output is the logits (`model.classifier` in transformers)."""
+    head = getattr(model, "classifier", None)
+    if not isinstance(head, torch.nn.Linear):
+        raise TypeError(f"{type(model).__name__} has no linear `classifier` head to fold a temperature into")
+    return head
+
+
+def fold_temperature(model: torch.nn.Module, temperature: float) -> None:
+    """Divide the head's weight and bias by T in place, so the model's own logits are logits / T."""
+    if not temperature > 0:
+        raise ValueError(f"temperature must be > 0, got {temperature}")
+    head = classifier_head(model)
+    with torch.no_grad():
+        head.weight.div_(temperature)
+        if head.bias is not None:
+            head.bias.div_(temperature)
+    # cumulative: calibrating an already calibrated model multiplies the temperatures
+    previous = float(getattr(model.config, "calibration_temperature", None) or 1.0)
+    model.config.calibration_temperature = previous * temperature
+
+
+# --------------------------------------------------------------------------- threshold
+
+
+def parse_rule(rule: str) -> tuple[str, float | None]:
+    """'max_accuracy' or 'target_fpr=0.05' -> (name, value); anything else is a ValueError."""
+    if rule == "max_accuracy":
+        return rule, None
+    name, _, value = rule.partition("=")
+    if name == "target_fpr":
+        try:
+            target = float(value)
+        except ValueError:
+            target = -1.0
+        if 0.0 <= target < 1.0:
+            return name, target
+    raise ValueError(f"unknown threshold rule {rule!r}; use 'max_accuracy' or 'target_fpr=<rate in [0, 1)>'")
+
+
+def _candidate_thresholds(scores: np.ndarray) -> np.ndarray:
+    """Midpoints between consecutive distinct scores (margin on both sides), the ends, and 0.5."""
+    unique = np.unique(scores)
+    mids = (unique[:-1] + unique[1:]) / 2
+    above_all = np.nextafter(unique[-1], np.inf)
+    return np.unique(np.concatenate([mids, [unique[0], above_all, DEFAULT_THRESHOLD]]))
+
+
+def choose_threshold(labels: np.ndarray, scores: np.ndarray, rule: str = DEFAULT_RULE) -> float:
+    """Threshold on P(ai) chosen on validation by the rule.
+
+    - max_accuracy: the highest accuracy; ties go to the threshold closest to 0.5.
+    - target_fpr=r: the lowest threshold whose false-positive rate (real called ai) is <= r, which
+      gives the highest detection rate allowed by that budget.
+    """
+    name, target = parse_rule(rule)
+    labels = np.asarray(labels, dtype=int)
+    scores = np.asarray(scores, dtype=np.float64)
+    real = np.sort(scores[labels == 0])
+    ai = np.sort(scores[labels == 1])
+    if len(real) == 0 or len(ai) == 0:
+        raise ValueError("choosing a threshold needs both real and ai images")
+    t = _candidate_thresholds(scores)
+    # score >= t is called ai: count by binary search instead of an N x T matrix
+    fp = len(real) - np.searchsorted(real, t, side="left")
+    tp = len(ai) - np.searchsorted(ai, t, side="left")
+    if name == "max_accuracy":
+        accuracy = (tp + len(real) - fp) / len(scores)
+        best = np.flatnonzero(np.isclose(accuracy, accuracy.max(), rtol=0, atol=1e-12))
+        return float(t[best[np.argmin(np.abs(t[best] - DEFAULT_THRESHOLD))]])
+    allowed = np.flatnonzero(fp / len(real) <= target + 1e-12)
+    return float(t[allowed].min())
+
+
+# --------------------------------------------------------------------------- the whole step
+
+
+@dataclass
+class CalibrationReport:
+    """What calibration did, measured on the validation split it was fitted on."""
+
+    temperature: float
+    decision_threshold: float
+    decision_threshold_rule: str
+    n_images: int
+    ece_before: float
+    ece_after: float
+    brier_before: float
+    brier_after: float
+    nll_before: float
+    nll_after: float
+    fitted_on: str = "validation"
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def calibrate_model(
+    model: torch.nn.Module, logits: np.ndarray, labels: np.ndarray, rule: str = DEFAULT_RULE
+) -> CalibrationReport | None:
+    """Fit T on (logits, labels), fold it into `model`, pick and store the threshold.
+
+    Returns None (model unchanged) when the labels hold a single class: neither a temperature nor a
+    threshold means anything then.
+    """
+    parse_rule(rule)  # fail on a typo before touching the model
+    logits = np.asarray(logits, dtype=np.float64)
+    labels = np.asarray(labels, dtype=int)
+    if len(np.unique(labels)) < 2:
+        logger.warning("calibration skipped: the validation split needs both real and ai images (got %d images)",
+                       len(labels))
+        return None
+    temperature = fit_temperature(logits, labels)
+    before, after = ai_scores(logits), ai_scores(logits / temperature)
+    threshold = choose_threshold(labels, after, rule)
+    fold_temperature(model, temperature)
+    model.config.decision_threshold = threshold
+    model.config.decision_threshold_rule = rule
+    report = CalibrationReport(
+        temperature=temperature,
+        decision_threshold=threshold,
+        decision_threshold_rule=rule,
+        n_images=len(labels),
+        ece_before=expected_calibration_error(labels, before),
+        ece_after=expected_calibration_error(labels, after),
+        brier_before=brier_score(labels, before),
+        brier_after=brier_score(labels, after),
+        nll_before=negative_log_likelihood(logits, labels),
+        nll_after=negative_log_likelihood(logits / temperature, labels),
+    )
+    logger.info(
+        "calibration on %d validation images: T=%.3f, ECE %.4f -> %.4f, threshold %.4f (%s)",
+        report.n_images, temperature, report.ece_before, report.ece_after, threshold, rule,
+    )
+    return report
+
+
+def decision_threshold(config: Any) -> float:
+    """The model's stored threshold on P(ai); 0.5 for a model that was never calibrated."""
+    value = getattr(config, "decision_threshold", None)
+    return DEFAULT_THRESHOLD if value is None else float(value)
+
+
+def rule_from_config(config: Any) -> str:
+    """The threshold rule of a run: a `decision_threshold_rule` run setting where the config has one."""
+    return getattr(getattr(config, "run", None), "decision_threshold_rule", None) or DEFAULT_RULE
+
+
+def write_report(report: CalibrationReport, output_dir: str | Path) -> Path:
+    path = Path(output_dir) / CALIBRATION_FILE
+    path.write_text(json.dumps(report.to_dict(), indent=2) + "\n")
+    return path
+
+
+def calibrate_trainer(trainer: Any, dataset: Any, output_dir: str | Path, rule: str = DEFAULT_RULE):
+    """End of training: calibrate `trainer.model` on `dataset` (validation), re-save it, write calibration.json.
+
+    `trainer.predict` gathers the logits on every process, so each process folds the same T into
+    its copy of the weights; only the main process writes files.
+    """
+    if dataset is None or len(dataset) == 0:
+        logger.warning("no validation split: the model is saved uncalibrated with threshold %.1f", DEFAULT_THRESHOLD)
+        return None
+    output = trainer.predict(dataset, metric_key_prefix="calibration")
+    logits = output.predictions[0] if isinstance(output.predictions, tuple) else output.predictions
+    report = calibrate_model(trainer.model, logits, output.label_ids, rule)
+    if report is None:
+        return None
+    trainer.save_model(str(output_dir))  # safetensors + config.json with the threshold
+    if trainer.is_world_process_zero():
+        write_report(report, output_dir)
+    return report

@@ -1,0 +1,101 @@
+"""Evaluate a trained model folder: metrics, per-source rates, predictions, plots, robustness.
+
+    python scripts/evaluate.py --model outputs/demo --data_dir data/demo --robustness
+    python scripts/evaluate.py --model outputs/demo --data_dir my_images --no_manifest   # real/ and ai/ folders
+    accelerate launch --multi_gpu --num_processes 2 scripts/evaluate.py --model outputs/demo   # sharded, gathered
+    (CPU only: prefix ACCELERATE_USE_CPU=1 to run the same processes on gloo)
+
+By default the images are the `--split` (test) rows of the model folder's own manifest.csv, under
+the data_dir recorded at training time; results go to <model>/eval (the folder the model card reads),
+or <model>/eval_<name> for other data. `--calibrate` first fits the temperature and threshold on the
+manifest's validation rows and re-saves the model (for folders trained before calibration existed).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+if __name__ == "evaluate":
+    # `python scripts/<any>.py` puts scripts/ first on sys.path, so `import evaluate` (the Hugging Face metrics
+    # library, used by modeling.metrics) finds this file. Hand that import over to the library and stop here.
+    _saved, _here = sys.path[:], Path(__file__).resolve().parent
+    sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _here]
+    try:
+        del sys.modules[__name__]
+        sys.modules[__name__] = importlib.import_module("evaluate")
+    finally:
+        sys.path[:] = _saved
+    # the rest of this file still runs (harmlessly); `import evaluate` returns the library from sys.modules
+
+from accelerate import Accelerator
+
+from modeling import evaluation
+from modeling.calibration import DEFAULT_RULE
+from modeling.data import DataError
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--model", required=True, help="Model folder written by training.")
+    parser.add_argument("--data_dir", help="Image root (default: the data_dir in the model's training_config.yaml).")
+    source = parser.add_mutually_exclusive_group()
+    source.add_argument("--manifest", help="A manifest.csv to take the rows from (default: <model>/manifest.csv).")
+    source.add_argument("--no_manifest", action="store_true", help="Score every image under --data_dir.")
+    parser.add_argument("--layout", default="auto", help="With --no_manifest: auto, artifact or folder.")
+    parser.add_argument("--split", default="test", help="Manifest split to score (train, validation, test, all).")
+    parser.add_argument("--output_dir", help="Where to write (default: <model>/eval, or <model>/eval_<data name>).")
+    parser.add_argument("--batch_size", type=int, default=64)
+    parser.add_argument("--num_workers", type=int, default=0, help="DataLoader worker processes.")
+    parser.add_argument("--robustness", action="store_true", help="Also score JPEG/downscale/blur/WebP copies.")
+    parser.add_argument("--calibrate", action="store_true",
+                        help="Fit temperature and threshold on the validation rows first and re-save the model.")
+    parser.add_argument("--threshold_rule", default=DEFAULT_RULE, help="max_accuracy or target_fpr=<rate>.")
+    return parser
+
+
+def default_output_dir(args: argparse.Namespace) -> Path:
+    """<model>/eval for the model's own test split (what the card reads); a separate folder otherwise."""
+    model = Path(args.model)
+    if args.output_dir:
+        return Path(args.output_dir)
+    if args.no_manifest:
+        return model / f"eval_{Path(args.data_dir or 'data').resolve().name}"
+    if args.manifest:
+        return model / f"eval_{Path(args.manifest).stem}_{args.split}"
+    return model / (evaluation.DEFAULT_EVAL_DIR if args.split == "test" else f"eval_{args.split}")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
+    args = build_parser().parse_args(argv)
+    accelerator = Accelerator()
+    common = dict(batch_size=args.batch_size, num_workers=args.num_workers, accelerator=accelerator)
+    try:
+        if args.calibrate:
+            val = evaluation.resolve_eval_data(args.model, args.data_dir, args.manifest, split="validation")
+            report = evaluation.calibrate_folder(args.model, val, args.threshold_rule, **common)
+            if report and accelerator.is_main_process:
+                print(f"calibrated: T={report.temperature:.4f}, ECE {report.ece_before:.4f} -> {report.ece_after:.4f}, "
+                      f"threshold {report.decision_threshold:.4f} ({report.decision_threshold_rule})")
+        data = evaluation.resolve_eval_data(
+            args.model, args.data_dir, args.manifest, args.split, use_model_manifest=not args.no_manifest,
+            layout=args.layout,
+        )
+        result = evaluation.run_evaluation(
+            args.model, data, default_output_dir(args), robustness=args.robustness, **common
+        )
+    except (DataError, ValueError) as err:
+        logging.getLogger("evaluate").error("%s", err)
+        return 2
+    if accelerator.is_main_process:
+        print(evaluation.format_summary(result))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
