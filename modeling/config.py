@@ -71,7 +71,7 @@ class DataArguments:
     manifest: str | None = field(default=None, metadata={"help": "Reuse a saved manifest.csv instead of sampling."})
     num_real: int = field(default=100_000, metadata={"help": "Real images in the subset (<= 0: all)."})
     num_ai: int = field(default=100_000, metadata={"help": "AI images in the subset (<= 0: all)."})
-    max_per_source: int | None = field(default=None, metadata={"help": "Cap per source folder."})
+    max_per_source: int | None = field(default=None, metadata={"help": "Cap per source folder (<= 0: no cap)."})
     validation_fraction: float = field(default=0.1)
     test_fraction: float = field(default=0.1)
     holdout_generators: list[str] = field(
@@ -79,6 +79,26 @@ class DataArguments:
     )
     demo_data: bool = field(default=False, metadata={"help": "Generate the demo dataset in data_dir if absent."})
     demo_images_per_source: int = field(default=400)
+    validate_files: bool = field(
+        default=True,
+        metadata={"help": "Check every selected file (missing, truncated, unreadable mode) and exclude bad ones; "
+                  "the list goes to bad_files.csv in output_dir."},
+    )
+    exclude_files: str | None = field(
+        default=None, metadata={"help": "CSV with a 'path' column (scripts/validate_data.py output) to exclude."}
+    )
+    dedup: bool = field(
+        default=True,
+        metadata={"help": "Remove exact duplicates (same bytes) of training images from validation/test; "
+                  "counts in dedup.json beside manifest.csv."},
+    )
+    preparation_workers: int | None = field(
+        default=None, metadata={"help": "Processes/threads for validation and hashing (default: all cores)."}
+    )
+
+    def __post_init__(self) -> None:
+        if self.max_per_source is not None and self.max_per_source <= 0:
+            self.max_per_source = None  # like num_real/num_ai <= 0 (all): lets the CLI lift a YAML cap
 
 
 @dataclass

@@ -49,8 +49,12 @@ class DemoSpec:
 
     images_per_source: int = 600
     seed: int = 0
-    min_render: int = 208
-    max_render: int = 288
+    # near ArtiFact's 200 px, so its crop-and-resize keeps a scale near 1 and the trace survives
+    min_render: int = 200
+    max_render: int = 224
+    # ArtiFact cropped a side of 160..min(W, H) and resized it to 200; 200..200 keeps native pixels
+    min_crop: int = 200
+    max_crop: int | None = 200
 
 
 # ---------------------------------------------------------------- content ("the world")
@@ -142,29 +146,33 @@ def _downsample(img: np.ndarray, factor: int) -> np.ndarray:
 
 def _fixed_kernel(seed: int) -> np.ndarray:
     """A fixed, 'learned-looking' 3x3 filter summing to 1 (a generator's weights do not change)."""
-    k = np.random.default_rng(seed).normal(0, 0.25, size=(3, 3))
+    k = np.random.default_rng(seed).normal(0, 0.12, size=(3, 3))
     k[1, 1] += 1.0
     return k / k.sum()
 
 
 _GAN_KERNELS = (_fixed_kernel(101), _fixed_kernel(102))
-_GAN_BIAS = np.random.default_rng(103).normal(0, 0.012, size=(2, 2, 3))  # per-phase bias: checkerboard
+_GAN_BIAS = np.random.default_rng(103).normal(0, 0.08, size=(2, 2, 3))  # per-phase bias: checkerboard
+# the first decoder layer's bias pattern, carried through three x2 upsamplings: an 8-pixel grid
+# (latent-diffusion VAEs and progressive GANs leave such period-8 traces)
+_GAN_GRID = np.random.default_rng(104).normal(0, 0.05, size=(8, 8, 3))
 # 4x4 stride-2 transposed conv: bilinear weights, perturbed the way trained weights are, so the
 # four output phases get slightly different gains (the checkerboard of Odena et al., 2016)
 _LDM_KERNEL = np.outer([0.25, 0.75, 0.75, 0.25], [0.25, 0.75, 0.75, 0.25]) + np.random.default_rng(201).normal(
-    0, 0.04, size=(4, 4)
+    0, 0.08, size=(4, 4)
 )
 
 
 def _upconv_gan(img: np.ndarray) -> np.ndarray:
-    """Two nearest-x2 + 3x3 conv stages from a x4 latent: the classic GAN upsampling trace."""
+    """Nearest-x2 + 3x3 conv stages from a x4 latent, each adding its per-phase bias: GAN-like traces."""
     x = _downsample(img, 4)
     for k in _GAN_KERNELS:
         x = x.repeat(2, axis=0).repeat(2, axis=1)
         x = _conv3x3(x, k)
         h, w = x.shape[:2]
         x = x + np.tile(_GAN_BIAS, (h // 2, w // 2, 1))
-    return x
+    h, w = x.shape[:2]
+    return x + np.tile(_GAN_GRID, (h // 8 + 1, w // 8 + 1, 1))[:h, :w]
 
 
 def _transposed_conv_x2(x: np.ndarray) -> np.ndarray:
@@ -190,11 +198,18 @@ GENERATORS = {"upconv_gan": _upconv_gan, "latent_decoder": _latent_decoder}
 
 
 # ---------------------------------------------------------------- ArtiFact's own recipe
-def artifact_postprocess(img: np.ndarray, rng: np.random.Generator) -> bytes:
-    """Random square crop (160..min(W, H)), resize to 200, JPEG at quality 65..100, as ArtiFact did."""
+def artifact_postprocess(
+    img: np.ndarray, rng: np.random.Generator, min_side: int = 160, max_side: int | None = None
+) -> bytes:
+    """Random square crop (min_side..min(W, H)), resize to 200, JPEG at quality 65..100, as ArtiFact did.
+
+    ArtiFact's sides run from 160 to the image size; the demo uses 200..200 (a native crop, no
+    resampling) so that a tiny model learns the trace in minutes. Both classes get the same recipe.
+    """
     pil = Image.fromarray((np.clip(img, 0, 1) * 255 + 0.5).astype(np.uint8))
     w, h = pil.size
-    side = int(rng.integers(160, min(w, h) + 1))
+    top_side = min(w, h, max_side or min(w, h))
+    side = int(rng.integers(min(min_side, top_side), top_side + 1))
     left, top = int(rng.integers(0, w - side + 1)), int(rng.integers(0, h - side + 1))
     pil = pil.crop((left, top, left + side, top + side))
     # PIL's resize antialiases when shrinking; bicubic when enlarging
@@ -213,7 +228,25 @@ def make_image(source: str, index: int, spec: DemoSpec) -> tuple[bytes, str]:
     img, category = _render_scene(rng, size, size, style)
     if source in GENERATORS:
         img = GENERATORS[source](img)
-    return artifact_postprocess(img, rng), category
+    return artifact_postprocess(img, rng, spec.min_crop, spec.max_crop), category
+
+
+def make_large_image(source: str, index: int, size: int = 400, seed: int = 1) -> Image.Image:
+    """A larger-than-200 px image straight from the 'camera' or 'generator' (JPEG q95, no ArtiFact crop).
+
+    Users score photos larger than ArtiFact's 200 px; these test what each preprocessing choice
+    (native crop vs resize) does to the trace at such sizes.
+    """
+    source_id = (REAL_SOURCES + AI_SOURCES).index(source)
+    rng = np.random.default_rng([seed, 1000 + source_id, index])
+    style = str(rng.choice(REAL_SOURCES)) if source in AI_SOURCES else source
+    img, _ = _render_scene(rng, size, size, style)
+    if source in GENERATORS:
+        img = GENERATORS[source](img)
+    pil = Image.fromarray((np.clip(img, 0, 1) * 255 + 0.5).astype(np.uint8))
+    buf = io.BytesIO()
+    pil.save(buf, format="JPEG", quality=95)
+    return Image.open(io.BytesIO(buf.getvalue()))
 
 
 def _make_image_job(job: tuple[str, int, DemoSpec]) -> tuple[bytes, str]:

@@ -103,7 +103,8 @@ def _open(image: ImageInput) -> Image.Image:
 def _to_8bit(pil: Image.Image) -> Image.Image:
     """Scale a 16/32-bit integer grayscale image to 8 bits by its type's range."""
     arr = np.asarray(pil, dtype=np.float64)
-    top = 65535.0 if arr.max() > 255 else 255.0
+    # I;16* is 16-bit by definition (a dark one must stay dark); mode "I" does not say, so look at the values
+    top = 65535.0 if pil.mode.startswith("I;16") or arr.max() > 255 else 255.0
     return Image.fromarray(np.clip(arr / top * 255.0 + 0.5, 0, 255).astype(np.uint8), mode="L")
 
 
@@ -172,13 +173,18 @@ class RandomRescale(torch.nn.Module):
         return v2.functional.resize(img, size, interpolation=v2.InterpolationMode.BICUBIC, antialias=True)
 
 
-def build_train_transforms(crop: tuple[int, int], aug: AugmentArguments) -> Callable[[Image.Image], torch.Tensor]:
+def build_train_transforms(
+    crop: tuple[int, int], aug: AugmentArguments, resize_short_side: int | None = None
+) -> Callable[[Image.Image], torch.Tensor]:
     """PIL RGB -> uint8 (C, H, W) tensor of the training crop size, augmented.
 
-    The result then goes through the same image processor as evaluation, so normalisation is
-    shared; only the random crop differs from the processor's center crop.
+    This does the processor's geometry the training way (a random crop where evaluation takes the
+    center crop; first a short-side resize for a "resize" processor); the result then goes through
+    the same processor as evaluation with its own resize/crop switched off, so normalisation is shared.
     """
     steps: list[torch.nn.Module] = [v2.ToImage()]
+    if resize_short_side:
+        steps.append(v2.Resize(resize_short_side, interpolation=v2.InterpolationMode.BICUBIC, antialias=True))
     if aug.rescale_prob > 0:
         steps.append(v2.RandomApply([RandomRescale(tuple(aug.rescale_range))], p=aug.rescale_prob))
     steps.append(v2.RandomCrop(crop, pad_if_needed=True))  # native pixels: never resampled
@@ -197,16 +203,20 @@ class BatchTransform:
     """`dataset.with_transform` callable: decode, (augment), process -> pixel_values + labels.
 
     An image that fails to decode yields `pixel_values=None`; `collate_fn` drops it and counts it,
-    so one bad file in epoch 17 cannot end a run.
+    so one bad file in epoch 17 cannot end a run. With `processor_geometry=False` the transforms
+    have already cropped (training's random crop) and the processor only rescales and normalises;
+    otherwise a smaller training crop would be zero-padded back to the processor's size.
     """
 
     def __init__(
         self,
         processor: BaseImageProcessor,
         train_transforms: Callable[[Image.Image], torch.Tensor] | None = None,
+        processor_geometry: bool = True,
     ):
         self.processor = processor
         self.train_transforms = train_transforms
+        self.processor_kwargs = {} if processor_geometry else {"do_resize": False, "do_center_crop": False}
 
     def __call__(self, batch: dict[str, list[Any]]) -> dict[str, list[Any]]:
         pixel_values: list[torch.Tensor | None] = []
@@ -219,7 +229,8 @@ class BatchTransform:
                 continue
             if self.train_transforms is not None:
                 image = self.train_transforms(image)
-            pixel_values.append(self.processor(image, return_tensors="pt")["pixel_values"][0])
+            processed = self.processor(image, return_tensors="pt", **self.processor_kwargs)
+            pixel_values.append(processed["pixel_values"][0])
         out: dict[str, list[Any]] = {"pixel_values": pixel_values}
         if "label" in batch:
             out["labels"] = list(batch["label"])

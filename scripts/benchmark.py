@@ -3,6 +3,7 @@
     python scripts/benchmark.py predict                      # predict.py backends vs pipeline()
     python scripts/benchmark.py memory --config configs/convnext_tiny_artifact.yaml
     python scripts/benchmark.py train --config configs/demo.yaml
+    python scripts/benchmark.py preprocessing --model outputs/demo   # native crop vs resize
 
 Each sub-command lives in its own module under `modeling/benchmarks/` and exposes
 `add_arguments(parser)` and `run(args) -> int`.
@@ -13,12 +14,13 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
-from typing import Sequence
+from collections.abc import Sequence
 
 SUBCOMMANDS = {
     "predict": "modeling.benchmarks.predict",
     "memory": "modeling.benchmarks.memory",
     "train": "modeling.benchmarks.train",
+    "preprocessing": "modeling.benchmarks.preprocessing",
 }
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import sys
-from typing import Sequence
+from collections.abc import Sequence
 
 from modeling.demo_data import DemoSpec, build_parser, make_demo_data
 

@@ -11,6 +11,7 @@ import logging
 import sys
 from collections.abc import Sequence
 
+from modeling.callbacks import TrainingInterrupted
 from modeling.config import ConfigError, parse_config
 from modeling.data import DataError
 from modeling.training import train
@@ -24,6 +25,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ConfigError, DataError) as err:
         logging.getLogger("train").error("%s", err)
         return 2
+    except TrainingInterrupted as err:  # SIGTERM: a checkpoint was saved; the message says how to resume
+        logging.getLogger("train").warning("%s", err)
+        return 143
     return 0
 
 

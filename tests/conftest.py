@@ -63,3 +63,35 @@ def artifact_root(tmp_path: Path, tiny_jpeg: bytes) -> Path:
     for source, (targets, category, subdir, index_header) in ARTIFACT_SOURCES.items():
         write_artifact_source(root, source, targets, category, subdir, index_header, tiny_jpeg)
     return root
+
+
+def load_script(name: str):
+    """Import scripts/<name>.py as a module (scripts/ is not a package) to call its main(argv)."""
+    import importlib.util
+
+    path = Path(__file__).resolve().parent.parent / "scripts" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(f"script_{name}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="session")
+def tiny_trained_model(tmp_path_factory) -> Path:
+    """A tiny ConvNext trained for 2 steps on demo data: the folder train() writes (calibrated, with
+    eval/ incl. robustness, and README.md), with its data under <folder>/../data. Read-only: copy
+    it before changing it. About 15 s, once per session."""
+    from modeling.demo_data import DemoSpec, make_demo_data
+
+    root = tmp_path_factory.mktemp("tiny_run")
+    make_demo_data(root / "data", DemoSpec(images_per_source=16))
+    config = Path(__file__).resolve().parent.parent / "configs" / "demo.yaml"
+    argv = [
+        "--config", str(config), "--data_dir", str(root / "data"), "--demo_data", "false",
+        "--output_dir", str(root / "model"), "--hidden_sizes", "8", "16", "32", "64", "--depths", "1", "1", "1", "1",
+        "--patch_size", "4", "--image_size", "64", "--train_crop_size", "64", "--max_steps", "2",
+        "--per_device_train_batch_size", "8", "--per_device_eval_batch_size", "16", "--dataloader_num_workers", "0",
+        "--eval_strategy", "no", "--save_strategy", "no", "--load_best_model_at_end", "false",
+    ]
+    assert load_script("train").main(argv) == 0
+    return root / "model"
