@@ -31,7 +31,10 @@ MAX_STEPS, BATCH, EVAL_BATCH = 2, 4, 2
 # Metrics computed from the gathered logits must match exactly. eval_loss cannot: Trainer averages
 # batch-mean losses, and in the padded last batch the duplicate's loss sits inside that batch's mean.
 EXACT = ("accuracy", "roc_auc")
-LOSS_TOLERANCE = 2e-3
+# One duplicate in a batch of EVAL_BATCH moves that batch's mean by |loss_dup - mean| / EVAL_BATCH and the
+# overall mean by that over the number of batches: for a 2-step model (losses within ~0.1 of ln 2) this is
+# at most ~1e-2 here; a dropped or doubled batch of the exact metrics above is caught separately.
+LOSS_TOLERANCE = 2.5e-2
 
 
 def free_port() -> int:
