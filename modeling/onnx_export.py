@@ -6,8 +6,9 @@
 Files written into the model folder:
 - `model.onnx`: the fp32 graph (input `pixel_values` (N, 3, H, W), output `logits` (N, 2)). Kept only
   if max |P(ai) difference| against PyTorch on real images is <= FP32_TOLERANCE.
-- `model_int8.onnx`: static int8 (QDQ, per-channel weights) calibrated on real images. Dynamic int8
-  measured slower than fp32 here (activation scales computed at run time); static scales do not.
+- `model_int8.onnx`: static int8 (QDQ, per-channel weights) calibrated on real images, with GELU in
+  its tanh form. Dynamic int8 measured slower than fp32 here (activation scales computed at run
+  time); static scales do not.
   Kept only if its ROC-AUC on labelled images is within INT8_AUC_TOLERANCE of fp32's (so int8
   needs labelled check images: the run's test split by default).
 - `onnx_export.json`: the checks' figures and the sha256 of the weights they were run against.
