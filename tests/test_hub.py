@@ -54,7 +54,9 @@ def hub_calls(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, dict]]:
     monkeypatch.setattr(HfApi, "create_repo", create_repo)
     monkeypatch.setattr(HfApi, "upload_folder", upload_folder)
     monkeypatch.setattr(HfApi, "create_commit", lambda *a, **k: pytest.fail("unexpected create_commit"))
+    # the "online" case: CI exports HF_HUB_OFFLINE=1, which huggingface_hub froze into its constants at import
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.setattr(hub.constants, "HF_HUB_OFFLINE", False)
     monkeypatch.setenv("HF_TOKEN", FAKE_TOKEN)
     return calls
 
