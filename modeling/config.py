@@ -132,6 +132,10 @@ class RunArguments:
     keep_checkpoints: bool = field(
         default=False, metadata={"help": "Keep checkpoint-* folders (optimizer state) after a successful run."}
     )
+    evaluate_robustness: bool = field(
+        default=True,
+        metadata={"help": "Run the robustness sweep (JPEG, downscale, blur, WebP) in the end-of-training evaluation."},
+    )
 
 
 CONFIG_CLASSES = (ModelArguments, DataArguments, AugmentArguments, RunArguments, TrainingArguments)
