@@ -92,6 +92,9 @@ def tiny_trained_model(tmp_path_factory) -> Path:
         "--patch_size", "4", "--image_size", "64", "--train_crop_size", "64", "--max_steps", "2",
         "--per_device_train_batch_size", "8", "--per_device_eval_batch_size", "16", "--dataloader_num_workers", "0",
         "--eval_strategy", "no", "--save_strategy", "no", "--load_best_model_at_end", "false",
+        # pinned rather than inherited from the demo recipe: the tests need the robustness files and a model
+        # that two steps make overconfident
+        "--learning_rate", "3.0e-3", "--evaluate_robustness", "true",
     ]
     assert load_script("train").main(argv) == 0
     return root / "model"
