@@ -6,9 +6,10 @@
 Files written into the model folder:
 - `model.onnx`: the fp32 graph (input `pixel_values` (N, 3, H, W), output `logits` (N, 2)). Kept only
   if max |P(ai) difference| against PyTorch on real images is <= FP32_TOLERANCE.
-- `model_int8.onnx`: static int8 (QDQ, per-channel weights) calibrated on real images, with GELU in
-  its tanh form. Dynamic int8 measured slower than fp32 here (activation scales computed at run
-  time); static scales do not.
+- `model_int8.onnx`: static int8 (QDQ, per-channel weights, fp32 MatMul outputs) calibrated on real
+  images, with GELU in its tanh form. Both graphs carry each block's layer scale folded into its
+  second pointwise layer (`fold_layer_scale`). Dynamic int8 measured slower than fp32 here
+  (activation scales computed at run time); static scales do not.
   Kept only if its ROC-AUC on labelled images is within INT8_AUC_TOLERANCE of fp32's (so int8
   needs labelled check images: the run's test split by default).
 - `onnx_export.json`: the checks' figures and the sha256 of the weights they were run against.
@@ -19,6 +20,7 @@ Files written into the model folder:
 from __future__ import annotations
 
 import contextlib
+import copy
 import functools
 import hashlib
 import json
@@ -160,6 +162,25 @@ class LogitsOnly(torch.nn.Module):
         return self.model(pixel_values=pixel_values).logits
 
 
+def fold_layer_scale(model: torch.nn.Module) -> torch.nn.Module:
+    """A copy of `model` with each ConvNeXt block's layer scale multiplied into its second pointwise layer.
+
+    gamma * (W x + b) = (gamma W) x + gamma b: the same function up to fp32 rounding, with one
+    elementwise pass per block fewer in the exported graph (and, in int8, per-channel weight scales
+    absorb gamma exactly). The export's parity check runs against the unfolded model.
+    """
+    folded = copy.deepcopy(model).eval()
+    with torch.no_grad():
+        for block in folded.modules():
+            gamma = getattr(block, "layer_scale_parameter", None)
+            if gamma is None or not hasattr(block, "pwconv2"):
+                continue
+            block.pwconv2.weight.mul_(gamma[:, None])
+            block.pwconv2.bias.mul_(gamma)
+            block.layer_scale_parameter = None
+    return folded
+
+
 def export_fp32(model: torch.nn.Module, processor: Any, path: Path) -> None:
     """Trace with torch.export (dynamo) at the processor's crop size; the batch dimension stays free."""
     height, width = processor_crop_size(processor)
@@ -167,7 +188,7 @@ def export_fp32(model: torch.nn.Module, processor: Any, path: Path) -> None:
     batch = torch.export.Dim("batch", min=1, max=4096)
     with _quiet("onnx_ir", "onnxscript", "torch.onnx"):  # the exporter logs every pass at INFO
         torch.onnx.export(
-            LogitsOnly(model).eval(),
+            LogitsOnly(fold_layer_scale(model)).eval(),
             (example,),
             str(path),
             input_names=["pixel_values"],
@@ -217,7 +238,10 @@ def quantize_int8(fp32_path: Path, int8_path: Path, calibration: Sequence[torch.
     then the tanh form of GELU (see `approximate_gelu`).
 
     reduce_range keeps weights to 7 bits, which avoids int16 overflow in the u8 x s8 kernels of
-    CPUs without VNNI (AVX2 only, like ours).
+    CPUs without VNNI (AVX2 only, like ours). MatMul outputs stay fp32: onnxruntime then runs each
+    MatMul as MatMulIntegerToFloat (the same int8 GEMM, scaled to fp32 in its output loop) instead of
+    requantizing to uint8 and dequantizing again for the GELU / residual that follow; measured 7-15%
+    less CPU per image for the model here, and one rounding fewer.
     """
     from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
@@ -238,6 +262,7 @@ def quantize_int8(fp32_path: Path, int8_path: Path, calibration: Sequence[torch.
             reduce_range=True,
             activation_type=QuantType.QUInt8,
             weight_type=QuantType.QInt8,
+            extra_options={"OpTypesToExcludeOutputQuantization": ["MatMul"]},
         )
     replaced = approximate_gelu(int8_path)
     logger.info("int8 graph: %d exact GELUs replaced by the tanh form", replaced)

@@ -105,3 +105,53 @@ def test_int8_needs_labels(exported, tmp_path):
     with pytest.raises(onnx_export.ExportError, match="unverified"):
         onnx_export.quantize_checked(folder, unlabelled, num_calibration=8)
     assert not (folder / "model_int8.onnx").exists()
+
+
+
+def test_layer_scale_folding_keeps_the_function(tiny_trained_model):
+    """The exported graphs fold gamma into pwconv2; the copy must compute what the model computes."""
+    import torch
+    from transformers import AutoModelForImageClassification
+
+    model = AutoModelForImageClassification.from_pretrained(str(tiny_trained_model), use_safetensors=True).eval()
+    blocks = [m for m in model.modules() if getattr(m, "layer_scale_parameter", None) is not None]
+    assert blocks, "the tiny model has layer scales to fold"
+    torch.manual_seed(0)
+    for block in blocks:  # gamma far from 1, so that a missed or doubled fold shows
+        block.layer_scale_parameter.data.uniform_(0.2, 3.0)
+    before = [b.layer_scale_parameter.detach().clone() for b in blocks]
+    folded = onnx_export.fold_layer_scale(model)
+    assert not any(getattr(m, "layer_scale_parameter", None) is not None for m in folded.modules())
+    assert all(torch.equal(b.layer_scale_parameter, g) for b, g in zip(blocks, before, strict=True))  # original intact
+    pixels = torch.randn(3, 3, 48, 48)
+    with torch.no_grad():
+        expected, got = model(pixel_values=pixels).logits, folded(pixel_values=pixels).logits
+        unfolded_gamma_only = onnx_export.fold_layer_scale(model)
+        for block in [m for m in unfolded_gamma_only.modules() if hasattr(m, "pwconv2")]:
+            block.pwconv2.bias.zero_()  # a wrong fold (weight only) must be caught by the comparison
+        wrong = unfolded_gamma_only(pixel_values=pixels).logits
+    assert torch.allclose(got, expected, atol=1e-4, rtol=1e-4)
+    assert not torch.allclose(wrong, expected, atol=1e-4, rtol=1e-4)
+
+
+def test_int8_graph_keeps_matmul_outputs_fp32(exported, tmp_path):
+    """The fast int8 graph: int8 MatMul inputs, fp32 MatMul outputs (no requantize), tanh GELU, no layer-scale Mul."""
+    import onnx
+    from transformers import AutoImageProcessor
+
+    folder = tmp_path / "model"
+    shutil.copytree(exported, folder)
+    fp32, int8 = folder / "model.onnx", folder / "model_int8.onnx"
+    processor = AutoImageProcessor.from_pretrained(str(folder))
+    calibration, _ = onnx_export.load_pixels(data_images(exported).calibration, processor, limit=8)
+    onnx_export.quantize_int8(fp32, int8, calibration)
+    graph = onnx.load(str(int8)).graph
+    ops = [n.op_type for n in graph.node]
+    producer = {out: n.op_type for n in graph.node for out in n.output}
+    consumers = {name: [n.op_type for n in graph.node if name in n.input] for n in graph.node for name in n.output}
+    matmuls = [n for n in graph.node if n.op_type == "MatMul"]
+    assert matmuls and "Erf" not in ops and ops.count("FastGelu") == len(matmuls) // 2
+    assert "Mul" not in ops  # GELU's Muls became FastGelu, the layer scale's was folded into pwconv2
+    for node in matmuls:
+        assert [producer.get(name) for name in node.input] == ["DequantizeLinear", "DequantizeLinear"]
+        assert "QuantizeLinear" not in consumers[node.output[0]]
