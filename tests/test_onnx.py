@@ -155,3 +155,23 @@ def test_int8_graph_keeps_matmul_outputs_fp32(exported, tmp_path):
     for node in matmuls:
         assert [producer.get(name) for name in node.input] == ["DequantizeLinear", "DequantizeLinear"]
         assert "QuantizeLinear" not in consumers[node.output[0]]
+
+
+def test_operator_profile_shows_the_int8_gemm(exported, tmp_path):
+    """`benchmark.py predict --profile`: per-operator CPU time; in int8, MatMuls run as MatMulIntegerToFloat."""
+    from transformers import AutoImageProcessor
+
+    from modeling.benchmarks.predict import format_profile, profile_operators
+
+    folder = tmp_path / "model"
+    shutil.copytree(exported, folder)
+    processor = AutoImageProcessor.from_pretrained(str(folder))
+    calibration, _ = onnx_export.load_pixels(data_images(exported).calibration, processor, limit=8)
+    onnx_export.quantize_int8(folder / "model.onnx", folder / "model_int8.onnx", calibration)
+    pixels = calibration[0].numpy()
+    fp32 = profile_operators(folder / "model.onnx", pixels, runs=1)
+    int8 = profile_operators(folder / "model_int8.onnx", pixels, runs=1)
+    assert "MatMul" in fp32 and "MatMulIntegerToFloat" in int8 and "MatMul" not in int8
+    assert all(ms > 0 for ms in [*fp32.values(), *int8.values()])
+    assert list(int8.values()) == sorted(int8.values(), reverse=True)
+    assert format_profile("onnx-int8", int8).startswith(f"onnx-int8: {sum(int8.values()):.1f} CPU ms/image")

@@ -2,6 +2,7 @@
 
     python scripts/benchmark.py predict                       # 256 JPEGs, ConvNeXt-Tiny, 3 rounds
     python scripts/benchmark.py predict --num_images 64 --rounds 1   # a quick look
+    python scripts/benchmark.py predict --profile             # + where each ONNX model spends its time
 
 Builds a ConvNeXt-Tiny-sized model (ConvNextConfig defaults, random init: speed does not depend on
 the weights) with the project's image processor, writes JPEGs of mixed sizes, exports ONNX fp32 and
@@ -70,6 +71,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--work_dir", help="Keep the model and images here (default: a temporary folder).")
     parser.add_argument("--output", help="Also write the results as JSON here.")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--profile", action="store_true",
+                        help="Also print where each ONNX model spends its time, per operator type (1 thread).")
 
 
 # --------------------------------------------------------------------------- fixtures
@@ -183,6 +186,41 @@ def make_methods(
     return made
 
 
+def profile_operators(path: Path, pixel_values: np.ndarray, runs: int = 3) -> dict[str, float]:
+    """CPU ms per image by operator type (onnxruntime's profiler, one thread, after one warm-up run).
+
+    One thread makes the figures additive: they sum to the model's single-core cost per image.
+    """
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads, options.inter_op_num_threads = 1, 1
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.log_severity_level = 3
+    with tempfile.TemporaryDirectory() as tmp:
+        options.enable_profiling = True
+        options.profile_file_prefix = str(Path(tmp) / "ort")
+        session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        feed = {session.get_inputs()[0].name: pixel_values}
+        session.run(None, feed)
+        for _ in range(runs):
+            session.run(None, feed)
+        events = json.loads(Path(session.end_profiling()).read_text())
+    per_op: dict[str, float] = {}
+    for event in events:  # kernel events of all 1 + runs runs; the warm-up is dropped by scaling below
+        if event.get("cat") == "Node" and event.get("name", "").endswith("_kernel_time"):
+            op = event["args"]["op_name"]
+            per_op[op] = per_op.get(op, 0.0) + event["dur"]
+    scale = 1e-3 / ((runs + 1) * len(pixel_values))  # us over all runs -> ms per image
+    return dict(sorted(((op, us * scale) for op, us in per_op.items()), key=lambda kv: -kv[1]))
+
+
+def format_profile(name: str, per_op: dict[str, float]) -> str:
+    total = sum(per_op.values())
+    shown = [f"{op} {ms:.1f} ({100 * ms / total:.0f}%)" for op, ms in per_op.items() if ms >= 0.005 * total]
+    return f"{name}: {total:.1f} CPU ms/image in operators, 1 thread: " + ", ".join(shown)
+
+
 def process_start_s(statement: str) -> float:
     """Seconds for a fresh interpreter to run `statement` (the imports a user's process pays first)."""
     start = time.perf_counter()
@@ -245,6 +283,7 @@ def run(args: argparse.Namespace) -> int:
         build_tiny_sized_model(model_dir, args.image_size, args.seed)
         paths = write_images(work / "images", args.num_images, args.seed)
         export_s = prepare_onnx(model_dir, paths, methods)
+        profiles = profile_exports(model_dir, paths, methods, args.batch_size) if args.profile else {}
         made = make_methods(model_dir, methods, args.batch_size, num_workers)
         results = {name: MethodResult(name, load_s) for name, (load_s, _) in made.items()}
         loads = [load_average()]
@@ -269,6 +308,8 @@ def run(args: argparse.Namespace) -> int:
         f"load average (1/5/15 min) at start and after each round: {', '.join(loads)}\n"
     )
     print(format_table(results, starts))
+    for name, per_op in profiles.items():
+        print(format_profile(name, per_op))
     if "pipeline" in results and len(results) > 1:
         ratios = round_ratios(results)
         for name, values in ratios.items():
@@ -281,6 +322,17 @@ def run(args: argparse.Namespace) -> int:
         record = {"cpu": cpu_name(), "results": payload, "start_s": starts, "load_average": loads}
         Path(args.output).write_text(json.dumps(record, indent=1))
     return 0
+
+
+def profile_exports(model_dir: Path, paths: Sequence[str], methods: Sequence[str], batch_size: int) -> dict:
+    """method -> operator profile, for the ONNX methods being timed (one batch of the benchmark's images)."""
+    processor = AutoImageProcessor.from_pretrained(str(model_dir))
+    (pixels,), _ = onnx_export.load_pixels(paths, processor, limit=batch_size, batch_size=batch_size)
+    return {
+        m: profile_operators(model_dir / onnx_export.ONNX_FILES[m.split("-")[1]], pixels.numpy())
+        for m in methods
+        if m.startswith("onnx")
+    }
 
 
 def prepare_onnx(model_dir: Path, paths: Sequence[str], methods: Sequence[str]) -> float:
