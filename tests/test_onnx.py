@@ -175,3 +175,24 @@ def test_operator_profile_shows_the_int8_gemm(exported, tmp_path):
     assert all(ms > 0 for ms in [*fp32.values(), *int8.values()])
     assert list(int8.values()) == sorted(int8.values(), reverse=True)
     assert format_profile("onnx-int8", int8).startswith(f"onnx-int8: {sum(int8.values()):.1f} CPU ms/image")
+
+
+def test_concurrent_onnx_runs_keep_rows_and_order(exported, tiny_trained_model):
+    """Batches scored two at a time (one onnxruntime thread each) give the same rows, in input order."""
+    from transformers import AutoConfig, AutoImageProcessor
+
+    from modeling.predictor import OnnxRunner
+
+    images = sorted(str(p) for p in (tiny_trained_model.parent / "data").rglob("*.jpg"))[:40]
+    inputs = [*images[:13], str(exported / "missing.jpg"), *images[13:]]  # an error row in the middle
+    config, processor = AutoConfig.from_pretrained(str(exported)), AutoImageProcessor.from_pretrained(str(exported))
+    rows = {}
+    for cores in (1, 3):
+        runner = OnnxRunner(exported / "model.onnx", "fp32", num_threads=cores)
+        assert runner.concurrent_runs == cores
+        detector = Detector(runner, processor, config, exported, batch_size=4, num_workers=1)
+        rows[cores] = list(detector.predict(inputs))
+    assert [r.path for r in rows[3]] == [r.path for r in rows[1]] == inputs
+    assert rows[3][13].error and "no such file" in rows[3][13].error
+    scores = [(a.score_ai, b.score_ai) for a, b in zip(rows[1], rows[3], strict=True) if a.error is None]
+    assert len(scores) == 40 and all(a == pytest.approx(b, abs=1e-6) for a, b in scores)

@@ -206,12 +206,14 @@ def profile_operators(path: Path, pixel_values: np.ndarray, runs: int = 3) -> di
         for _ in range(runs):
             session.run(None, feed)
         events = json.loads(Path(session.end_profiling()).read_text())
+    warm_up = min((e for e in events if e.get("name") == "model_run"), key=lambda e: e["ts"])
+    timed_from = warm_up["ts"] + warm_up["dur"]
     per_op: dict[str, float] = {}
-    for event in events:  # kernel events of all 1 + runs runs; the warm-up is dropped by scaling below
-        if event.get("cat") == "Node" and event.get("name", "").endswith("_kernel_time"):
+    for event in events:  # kernel events of the timed runs only
+        if event.get("cat") == "Node" and event.get("name", "").endswith("_kernel_time") and event["ts"] >= timed_from:
             op = event["args"]["op_name"]
             per_op[op] = per_op.get(op, 0.0) + event["dur"]
-    scale = 1e-3 / ((runs + 1) * len(pixel_values))  # us over all runs -> ms per image
+    scale = 1e-3 / (runs * len(pixel_values))  # us over the timed runs -> ms per image
     return dict(sorted(((op, us * scale) for op, us in per_op.items()), key=lambda kv: -kv[1]))
 
 
@@ -327,9 +329,10 @@ def run(args: argparse.Namespace) -> int:
 def profile_exports(model_dir: Path, paths: Sequence[str], methods: Sequence[str], batch_size: int) -> dict:
     """method -> operator profile, for the ONNX methods being timed (one batch of the benchmark's images)."""
     processor = AutoImageProcessor.from_pretrained(str(model_dir))
-    (pixels,), _ = onnx_export.load_pixels(paths, processor, limit=batch_size, batch_size=batch_size)
+    batches, _ = onnx_export.load_pixels(paths, processor, limit=batch_size, batch_size=batch_size)
+    pixels = torch.cat(batches).numpy()
     return {
-        m: profile_operators(model_dir / onnx_export.ONNX_FILES[m.split("-")[1]], pixels.numpy())
+        m: profile_operators(model_dir / onnx_export.ONNX_FILES[m.split("-")[1]], pixels)
         for m in methods
         if m.startswith("onnx")
     }
