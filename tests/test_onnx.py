@@ -134,18 +134,24 @@ def test_layer_scale_folding_keeps_the_function(tiny_trained_model):
     assert not torch.allclose(wrong, expected, atol=1e-4, rtol=1e-4)
 
 
-def test_int8_graph_keeps_matmul_outputs_fp32(exported, tmp_path):
-    """The fast int8 graph: int8 MatMul inputs, fp32 MatMul outputs (no requantize), tanh GELU, no layer-scale Mul."""
-    import onnx
+@pytest.fixture(scope="module")
+def int8_graph(exported, tmp_path_factory) -> tuple[Path, Path, np.ndarray]:
+    """(fp32 file, int8 file, a calibration batch): `quantize_int8` alone, without the ROC-AUC check."""
     from transformers import AutoImageProcessor
 
-    folder = tmp_path / "model"
+    folder = tmp_path_factory.mktemp("int8") / "model"
     shutil.copytree(exported, folder)
-    fp32, int8 = folder / "model.onnx", folder / "model_int8.onnx"
     processor = AutoImageProcessor.from_pretrained(str(folder))
     calibration, _ = onnx_export.load_pixels(data_images(exported).calibration, processor, limit=8)
-    onnx_export.quantize_int8(fp32, int8, calibration)
-    graph = onnx.load(str(int8)).graph
+    onnx_export.quantize_int8(folder / "model.onnx", folder / "model_int8.onnx", calibration)
+    return folder / "model.onnx", folder / "model_int8.onnx", calibration[0].numpy()
+
+
+def test_int8_graph_keeps_matmul_outputs_fp32(int8_graph):
+    """The fast int8 graph: int8 MatMul inputs, fp32 MatMul outputs (no requantize), tanh GELU, no layer-scale Mul."""
+    import onnx
+
+    graph = onnx.load(str(int8_graph[1])).graph
     ops = [n.op_type for n in graph.node]
     producer = {out: n.op_type for n in graph.node for out in n.output}
     consumers = {name: [n.op_type for n in graph.node if name in n.input] for n in graph.node for name in n.output}
@@ -157,20 +163,13 @@ def test_int8_graph_keeps_matmul_outputs_fp32(exported, tmp_path):
         assert "QuantizeLinear" not in consumers[node.output[0]]
 
 
-def test_operator_profile_shows_the_int8_gemm(exported, tmp_path):
+def test_operator_profile_shows_the_int8_gemm(int8_graph):
     """`benchmark.py predict --profile`: per-operator CPU time; in int8, MatMuls run as MatMulIntegerToFloat."""
-    from transformers import AutoImageProcessor
-
     from modeling.benchmarks.predict import format_profile, profile_operators
 
-    folder = tmp_path / "model"
-    shutil.copytree(exported, folder)
-    processor = AutoImageProcessor.from_pretrained(str(folder))
-    calibration, _ = onnx_export.load_pixels(data_images(exported).calibration, processor, limit=8)
-    onnx_export.quantize_int8(folder / "model.onnx", folder / "model_int8.onnx", calibration)
-    pixels = calibration[0].numpy()
-    fp32 = profile_operators(folder / "model.onnx", pixels, runs=1)
-    int8 = profile_operators(folder / "model_int8.onnx", pixels, runs=1)
+    fp32_file, int8_file, pixels = int8_graph
+    fp32 = profile_operators(fp32_file, pixels, runs=1)
+    int8 = profile_operators(int8_file, pixels, runs=1)
     assert "MatMul" in fp32 and "MatMulIntegerToFloat" in int8 and "MatMul" not in int8
     assert all(ms > 0 for ms in [*fp32.values(), *int8.values()])
     assert list(int8.values()) == sorted(int8.values(), reverse=True)
