@@ -13,67 +13,22 @@ scores, by a stated rule, and stored in the model config as `decision_threshold`
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 from scipy.optimize import minimize_scalar
-from scipy.special import log_softmax, softmax
-from sklearn.metrics import brier_score_loss
 
-from modeling.labels import AI_LABEL_ID
+from modeling.labels import DEFAULT_THRESHOLD
+from modeling.metrics import ai_scores, brier_score, expected_calibration_error, negative_log_likelihood
 
 logger = logging.getLogger(__name__)
 
-CALIBRATION_FILE = "calibration.json"
-ECE_BINS = 15
-DEFAULT_THRESHOLD = 0.5
 DEFAULT_RULE = "max_accuracy"
 TEMPERATURE_BOUNDS = (0.05, 50.0)
-
-
-# --------------------------------------------------------------------------- measures
-
-
-def ai_scores(logits: np.ndarray) -> np.ndarray:
-    """P(ai) from (N, num_labels) logits, in float64 (plain softmax: the head is already calibrated)."""
-    return softmax(np.asarray(logits, dtype=np.float64), axis=-1)[:, AI_LABEL_ID]
-
-
-def calibration_bins(scores: np.ndarray, n_bins: int = ECE_BINS) -> np.ndarray:
-    """Bin id of each P(ai) on equal-width bins of [0, 1], edges as in sklearn's `calibration_curve`."""
-    edges = np.linspace(0.0, 1.0, n_bins + 1)
-    return np.searchsorted(edges[1:-1], np.asarray(scores, dtype=np.float64))
-
-
-def expected_calibration_error(labels: np.ndarray, scores: np.ndarray, n_bins: int = ECE_BINS) -> float:
-    """ECE of P(ai): sum over bins of (bin size / N) * |fraction ai - mean P(ai)|.
-
-    Binned on P(ai) (not on the top-label confidence) so it reads off the reliability diagram.
-    """
-    labels = np.asarray(labels, dtype=np.float64)
-    scores = np.asarray(scores, dtype=np.float64)
-    if len(scores) == 0:
-        return float("nan")
-    bins = calibration_bins(scores, n_bins)
-    gap = np.bincount(bins, weights=labels, minlength=n_bins) - np.bincount(bins, weights=scores, minlength=n_bins)
-    return float(np.abs(gap).sum() / len(scores))
-
-
-def brier_score(labels: np.ndarray, scores: np.ndarray) -> float:
-    """Mean squared error of P(ai) against the 0/1 label."""
-    return float(brier_score_loss(np.asarray(labels, dtype=int), np.asarray(scores, dtype=np.float64), pos_label=1))
-
-
-def negative_log_likelihood(logits: np.ndarray, labels: np.ndarray) -> float:
-    """Mean cross-entropy of the logits: what temperature scaling minimises."""
-    logp = log_softmax(np.asarray(logits, dtype=np.float64), axis=-1)
-    return float(-logp[np.arange(len(labels)), np.asarray(labels, dtype=int)].mean())
 
 
 # --------------------------------------------------------------------------- temperature
@@ -231,41 +186,4 @@ def calibrate_model(
         "calibration on %d validation images: T=%.3f, ECE %.4f -> %.4f, threshold %.4f (%s)",
         report.n_images, temperature, report.ece_before, report.ece_after, threshold, rule,
     )
-    return report
-
-
-def decision_threshold(config: Any) -> float:
-    """The model's stored threshold on P(ai); 0.5 for a model that was never calibrated."""
-    value = getattr(config, "decision_threshold", None)
-    return DEFAULT_THRESHOLD if value is None else float(value)
-
-
-def rule_from_config(config: Any) -> str:
-    """The threshold rule of a run: a `decision_threshold_rule` run setting where the config has one."""
-    return getattr(getattr(config, "run", None), "decision_threshold_rule", None) or DEFAULT_RULE
-
-
-def write_report(report: CalibrationReport, output_dir: str | Path) -> Path:
-    path = Path(output_dir) / CALIBRATION_FILE
-    path.write_text(json.dumps(report.to_dict(), indent=2) + "\n")
-    return path
-
-
-def calibrate_trainer(trainer: Any, dataset: Any, output_dir: str | Path, rule: str = DEFAULT_RULE):
-    """End of training: calibrate `trainer.model` on `dataset` (validation), re-save it, write calibration.json.
-
-    `trainer.predict` gathers the logits on every process, so each process folds the same T into
-    its copy of the weights; only the main process writes files.
-    """
-    if dataset is None or len(dataset) == 0:
-        logger.warning("no validation split: the model is saved uncalibrated with threshold %.1f", DEFAULT_THRESHOLD)
-        return None
-    output = trainer.predict(dataset, metric_key_prefix="calibration")
-    logits = output.predictions[0] if isinstance(output.predictions, tuple) else output.predictions
-    report = calibrate_model(trainer.model, logits, output.label_ids, rule)
-    if report is None:
-        return None
-    trainer.save_model(str(output_dir))  # safetensors + config.json with the threshold
-    if trainer.is_world_process_zero():
-        write_report(report, output_dir)
     return report

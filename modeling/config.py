@@ -19,7 +19,7 @@ from typing import Any
 import yaml
 from transformers import HfArgumentParser, TrainingArguments
 
-from modeling.processing import IMAGENET_MEAN, IMAGENET_STD, PROCESSOR_KINDS
+from modeling.image_processing import IMAGENET_MEAN, IMAGENET_STD, PROCESSOR_KINDS
 
 logger = logging.getLogger(__name__)
 
@@ -135,6 +135,11 @@ class RunArguments:
     evaluate_robustness: bool = field(
         default=True,
         metadata={"help": "Run the robustness sweep (JPEG, downscale, blur, WebP) in the end-of-training evaluation."},
+    )
+    decision_threshold_rule: str = field(
+        default="max_accuracy",
+        metadata={"help": "How the decision threshold on P(ai) is chosen on validation: 'max_accuracy', or "
+                  "'target_fpr=<rate>' (the lowest threshold whose false-positive rate on real images is <= rate)."},
     )
 
 

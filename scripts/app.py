@@ -17,8 +17,8 @@ import os
 import sys
 from collections.abc import Sequence
 
-from modeling.app import UNCERTAIN_MARGIN, build_app, free_port, launch
-from modeling.predictor import BACKENDS, ModelLoadError
+from modeling.app.demo import UNCERTAIN_MARGIN, build_app, free_port, launch
+from modeling.inference.predictor import BACKENDS, ModelLoadError
 
 logger = logging.getLogger("app")
 

@@ -34,9 +34,11 @@ if __name__ == "evaluate":
 
 from accelerate import Accelerator
 
-from modeling import evaluation
 from modeling.calibration import DEFAULT_RULE
-from modeling.data import DataError
+from modeling.data.index import DataError
+from modeling.data.selection import resolve_eval_data
+from modeling.evaluation.evaluate import calibrate_folder, format_summary, run_evaluation
+from modeling.run_folder import EVAL_DIR
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -67,7 +69,7 @@ def default_output_dir(args: argparse.Namespace) -> Path:
         return model / f"eval_{Path(args.data_dir or 'data').resolve().name}"
     if args.manifest:
         return model / f"eval_{Path(args.manifest).stem}_{args.split}"
-    return model / (evaluation.DEFAULT_EVAL_DIR if args.split == "test" else f"eval_{args.split}")
+    return model / (EVAL_DIR if args.split == "test" else f"eval_{args.split}")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -77,23 +79,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     common = dict(batch_size=args.batch_size, num_workers=args.num_workers, accelerator=accelerator)
     try:
         if args.calibrate:
-            val = evaluation.resolve_eval_data(args.model, args.data_dir, args.manifest, split="validation")
-            report = evaluation.calibrate_folder(args.model, val, args.threshold_rule, **common)
+            val = resolve_eval_data(args.model, args.data_dir, args.manifest, split="validation")
+            report = calibrate_folder(args.model, val, args.threshold_rule, **common)
             if report and accelerator.is_main_process:
                 print(f"calibrated: T={report.temperature:.4f}, ECE {report.ece_before:.4f} -> {report.ece_after:.4f}, "
                       f"threshold {report.decision_threshold:.4f} ({report.decision_threshold_rule})")
-        data = evaluation.resolve_eval_data(
+        data = resolve_eval_data(
             args.model, args.data_dir, args.manifest, args.split, use_model_manifest=not args.no_manifest,
             layout=args.layout,
         )
-        result = evaluation.run_evaluation(
+        result = run_evaluation(
             args.model, data, default_output_dir(args), robustness=args.robustness, **common
         )
     except (DataError, ValueError) as err:
         logging.getLogger("evaluate").error("%s", err)
         return 2
     if accelerator.is_main_process:
-        print(evaluation.format_summary(result))
+        print(format_summary(result))
     return 0
 
 

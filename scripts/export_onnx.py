@@ -18,9 +18,11 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from modeling.data import DataError
-from modeling.onnx_export import RECORD_FILE, ExportError, export, images_from_manifest, images_from_paths
-from modeling.predictor import expand_inputs
+from modeling.data.index import DataError
+from modeling.data.selection import run_check_images
+from modeling.inference.images import expand_inputs
+from modeling.inference.onnx_export import CheckImages, ExportError, export
+from modeling.run_folder import ONNX_RECORD
 
 logger = logging.getLogger("export_onnx")
 
@@ -41,15 +43,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         if args.images:
-            images = images_from_paths([item.path for item in expand_inputs(args.images) if item.error is None])
+            images = CheckImages.unlabelled([item.path for item in expand_inputs(args.images) if item.error is None])
         else:
-            images = images_from_manifest(args.model, args.data_dir)
+            images = CheckImages(*run_check_images(args.model, args.data_dir))
         record = export(args.model, images, args.quantize, args.num_calibration, args.num_check)
     except (DataError, ExportError, OSError) as err:
         logger.error("%s", err)
         return 1
     print(json.dumps({k: record[k] for k in ("fp32", "int8") if k in record}, indent=2))
-    logger.info("wrote %s", f"{args.model}/{RECORD_FILE}")
+    logger.info("wrote %s", f"{args.model}/{ONNX_RECORD}")
     return 0
 
 

@@ -11,7 +11,7 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from modeling.demo_data import DemoSpec, build_parser, make_demo_data
+from modeling.data.demo import DemoSpec, build_parser, make_demo_data
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -28,7 +28,8 @@ from typing import IO
 from tqdm.auto import tqdm
 from transformers.utils import logging as hf_logging
 
-from modeling.predictor import BACKENDS, PRECISIONS, Detector, ModelLoadError, PredictionRow, expand_inputs
+from modeling.inference.images import expand_inputs
+from modeling.inference.predictor import BACKENDS, PRECISIONS, Detector, ModelLoadError, PredictionRow
 
 FIELDS = ["path", "label", "score_ai", "error"]
 logger = logging.getLogger("predict")

@@ -4,9 +4,9 @@
     python scripts/push_to_hub.py --model outputs/demo --repo_id USER/NAME [--private]
     python scripts/push_to_hub.py --model outputs/demo --repo_id USER/NAME --dry_run   # list files, print card
 
-The card (README.md) is rebuilt from the folder (config, calibration, eval/ results, manifest) and
-uploaded with the safetensors weights and the image processor. `push_to_hub: true` in a training
-config does the same at the end of training.
+The card (README.md) is rebuilt from the folder (config, calibration, eval/ results, manifest) with the
+repo id in its usage snippet, and uploaded with the safetensors weights and the image processor.
+`push_to_hub: true` in a training config does the same at the end of training.
 """
 
 from __future__ import annotations
@@ -18,7 +18,8 @@ from collections.abc import Sequence
 
 from huggingface_hub.errors import HfHubHTTPError
 
-from modeling.hub import HubError, build_model_card, push_model_folder, upload_files
+from modeling.release.hub import HubError, push_model_folder, upload_files
+from modeling.release.model_card import build_model_card, write_model_card
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -40,7 +41,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             print("files to upload:\n  " + "\n  ".join(upload_files(args.model)))
             print(build_model_card(args.model, args.repo_id).content)
             return 0
-        url = push_model_folder(args.model, args.repo_id, private=args.private, commit_message=args.commit_message)
+        url = push_model_folder(args.model, args.repo_id, private=args.private, commit_message=args.commit_message,
+                                before_upload=lambda repo_id: write_model_card(args.model, repo_id))
     except HubError as err:
         log.error("%s", err)
         return 2

@@ -11,10 +11,10 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from modeling.callbacks import TrainingInterrupted
 from modeling.config import ConfigError, parse_config
-from modeling.data import DataError
-from modeling.training import train
+from modeling.data.index import DataError
+from modeling.training.callbacks import TrainingInterrupted
+from modeling.training.run import train
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -17,8 +17,10 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from modeling.data import LAYOUTS, DataError, load_manifest, read_index
-from modeling.validation import BAD_FILES_NAME, save_bad_files, validate_manifest
+from modeling.data.index import LAYOUTS, DataError, read_index
+from modeling.data.manifest import load_manifest
+from modeling.data.validation import save_bad_files, validate_manifest
+from modeling.run_folder import BAD_FILES
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -26,7 +28,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--data_dir", required=True, help="Dataset root (ArtiFact layout or real/ + ai/).")
     parser.add_argument("--layout", default="auto", choices=LAYOUTS)
     parser.add_argument("--manifest", help="Check only the files of this manifest.csv (paths relative to data_dir).")
-    parser.add_argument("--output", default=BAD_FILES_NAME, help="Where to write the bad-file list (CSV).")
+    parser.add_argument("--output", default=BAD_FILES, help="Where to write the bad-file list (CSV).")
     parser.add_argument("--workers", type=int, default=None, help="Processes (default: all CPU cores).")
     parser.add_argument("--no_progress", action="store_true", help="Hide the progress bar.")
     return parser

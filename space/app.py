@@ -9,7 +9,7 @@ Publish (from the repository root; see the README section "Web demo"):
 
 import os
 
-from modeling.app import build_app
+from modeling.app.demo import build_app
 
 DEFAULT_MODEL = "USER/artifact-detector"  # the model repo this Space demonstrates
 

@@ -81,20 +81,18 @@ def tiny_trained_model(tmp_path_factory) -> Path:
     """A tiny ConvNext trained for 2 steps on demo data: the folder train() writes (calibrated, with
     eval/ incl. robustness, and README.md), with its data under <folder>/../data. Read-only: copy
     it before changing it. About 15 s, once per session."""
-    from modeling.demo_data import DemoSpec, make_demo_data
+    from tiny_model import TinyModelTester
+
+    from modeling.data.demo import DemoSpec, make_demo_data
 
     root = tmp_path_factory.mktemp("tiny_run")
     make_demo_data(root / "data", DemoSpec(images_per_source=16))
-    config = Path(__file__).resolve().parent.parent / "configs" / "demo.yaml"
-    argv = [
-        "--config", str(config), "--data_dir", str(root / "data"), "--demo_data", "false",
-        "--output_dir", str(root / "model"), "--hidden_sizes", "8", "16", "32", "64", "--depths", "1", "1", "1", "1",
-        "--patch_size", "4", "--image_size", "64", "--train_crop_size", "64", "--max_steps", "2",
-        "--per_device_train_batch_size", "8", "--per_device_eval_batch_size", "16", "--dataloader_num_workers", "0",
+    argv = TinyModelTester.train_argv(
+        root / "data", root / "model", "--max_steps", "2",
         "--eval_strategy", "no", "--save_strategy", "no", "--load_best_model_at_end", "false",
         # pinned rather than inherited from the demo recipe: the tests need the robustness files and a model
         # that two steps make overconfident
-        "--learning_rate", "3.0e-3", "--evaluate_robustness", "true",
-    ]
+        "--learning_rate", "3.0e-3", "--evaluate_robustness", "true", "--decision_threshold_rule", "max_accuracy",
+    )
     assert load_script("train").main(argv) == 0
     return root / "model"

@@ -1,9 +1,12 @@
-"""The web demo: Grad-CAM geometry, the stability verdict, readable errors, and the page in a real browser.
+"""The web demo: Grad-CAM geometry, the stability verdict, readable errors, the served app over HTTP,
+and the page in a real browser.
 
-The browser test drives Debian's Chromium (/usr/bin/chromium, or $CHROMIUM_PATH) with Playwright; no
-browser is downloaded. Without that binary the test fails with instructions; set SKIP_BROWSER_TEST=1
-to skip it explicitly (the skip and its reason then show in pytest's summary). APP_SCREENSHOT_DIR,
-when set, receives a copy of the page's screenshot.
+The suite itself needs no browser: `test_http_upload_shows_the_cli_scores` uploads files to the running
+server through gradio's own client, the requests the page makes. The browser test (marker `browser`,
+deselected by default; `python -m pytest -m browser`, which `.ci/run` also runs) drives Debian's
+Chromium (/usr/bin/chromium, or $CHROMIUM_PATH) with Playwright; no browser is downloaded, and
+without that binary it fails with instructions. APP_SCREENSHOT_DIR, when set, receives a copy of the
+page's screenshot.
 """
 
 from __future__ import annotations
@@ -21,14 +24,15 @@ import pytest
 import torch
 from conftest import load_script
 from PIL import Image
-from transformers import ConvNextConfig, ConvNextForImageClassification
+from tiny_model import TinyModelTester
+from transformers import ConvNextForImageClassification
 
-from modeling.app import DemoPredictor, render_table, stability_verdict
-from modeling.attribution import attribution_map, grad_cam, input_box, overlay_heatmap
-from modeling.demo_data import DemoSpec, make_demo_data
-from modeling.labels import AI_LABEL_ID, ID2LABEL, LABEL2ID
+from modeling.app.attribution import attribution_map, grad_cam, input_box, overlay_heatmap
+from modeling.app.demo import DemoPredictor, render_table, stability_verdict
+from modeling.data.demo import DemoSpec, make_demo_data
+from modeling.image_processing import IMAGENET_MEAN, IMAGENET_STD, build_image_processor
+from modeling.labels import AI_LABEL_ID
 from modeling.predictor import Detector
-from modeling.processing import IMAGENET_MEAN, IMAGENET_STD, build_image_processor
 
 # gradio's local event statistics (queueing.py) use pandas options that pandas 3 deprecates: not ours to fix
 pytestmark = [
@@ -45,15 +49,7 @@ TIMEOUT_MS = 90_000  # generous: CI shares 2 cores with other jobs
 
 def tiny_convnext(seed: int = 0) -> ConvNextForImageClassification:
     """A random tiny ConvNext whose head is scaled up so that scores spread over (0, 1)."""
-    torch.manual_seed(seed)
-    config = ConvNextConfig(
-        patch_size=4, hidden_sizes=[8, 16, 32, 64], depths=[1, 1, 1, 1], image_size=64,
-        layer_scale_init_value=1.0, id2label=ID2LABEL, label2id=LABEL2ID,
-    )
-    model = ConvNextForImageClassification(config).eval()
-    with torch.no_grad():
-        model.classifier.weight.mul_(30.0)
-    return model
+    return TinyModelTester.model(seed, head_scale=30.0, layer_scale_init_value=1.0)
 
 
 @pytest.fixture(scope="module")
@@ -221,12 +217,10 @@ def test_cli_refuses_a_missing_model_and_bad_flags(tmp_path):
 
 
 def _chromium():
-    if os.environ.get("SKIP_BROWSER_TEST") == "1":
-        pytest.skip("SKIP_BROWSER_TEST=1: the headless-browser test of the demo was NOT run")
     if not (Path(CHROMIUM).is_file() and os.access(CHROMIUM, os.X_OK)):
         pytest.fail(
             f"no Chromium at {CHROMIUM}: the demo's browser test cannot run. Install it "
-            "(Debian: apt-get install -y chromium) or set CHROMIUM_PATH; SKIP_BROWSER_TEST=1 skips it explicitly."
+            "(Debian: apt-get install -y chromium) or set CHROMIUM_PATH."
         )
     from playwright.sync_api import sync_playwright
 
@@ -240,16 +234,43 @@ def _cli_rows(paths: list[Path], model: Path, out: Path) -> dict[str, dict[str, 
         return {Path(row["path"]).name: row for row in csv.DictReader(stream)}
 
 
+def _uploads(demo_images: dict[str, list[Path]], folder: Path) -> tuple[list[Path], Path]:
+    """A real and an AI demo image under telling names, and a broken file."""
+    folder.mkdir()
+    files = [Path(shutil.copy(demo_images["real"][0], folder / "real_scene.jpg")),
+             Path(shutil.copy(demo_images["ai"][0], folder / "ai_upconv.jpg"))]
+    broken = folder / "broken.jpg"
+    broken.write_bytes(b"this is not a JPEG")
+    return files, broken
+
+
+def test_http_upload_shows_the_cli_scores(server, tiny_model, demo_images, tmp_path):
+    """The served app, through the endpoint the page calls on upload: it must agree with predict.py."""
+    from gradio_client import Client, handle_file
+
+    files, broken = _uploads(demo_images, tmp_path / "upload")
+    cli = _cli_rows(files, tiny_model, tmp_path / "cli.csv")
+    with pytest.MonkeyPatch.context() as patch:
+        for proxy in ("http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY", "all_proxy", "ALL_PROXY"):
+            patch.delenv(proxy, raising=False)  # localhost must not go via a proxy
+        client = Client(server, verbose=False, download_files=False)
+        table, gallery = client.predict([handle_file(str(f)) for f in [*files, broken]], api_name="/analyze")
+    for name in ("real_scene.jpg", "ai_upconv.jpg"):
+        row = table.split(f"data-file='{name}'", 1)[1].split("</tr>", 1)[0]
+        label = row.split("data-label='", 1)[1].split("'", 1)[0]
+        score = float(row.split("data-score='", 1)[1].split("'", 1)[0])
+        assert label == cli[name]["label"] and score == pytest.approx(float(cli[name]["score_ai"]), abs=1e-6)
+    error_row = table.split("data-file='broken.jpg'", 1)[1].split("</tr>", 1)[0]
+    assert "result-row error" in table and "broken.jpg: cannot decode" in error_row
+    assert len(gallery) == 2  # a heat map per readable image
+
+
+@pytest.mark.browser
 def test_browser_upload_shows_the_cli_scores(server, tiny_model, demo_images, tmp_path):
     """Upload a real and an AI demo image plus a broken file in Chromium; the page must agree with predict.py."""
     sync_playwright = _chromium()
-    upload_dir = tmp_path / "upload"
-    upload_dir.mkdir()
-    files = [shutil.copy(demo_images["real"][0], upload_dir / "real_scene.jpg"),
-             shutil.copy(demo_images["ai"][0], upload_dir / "ai_upconv.jpg")]
-    broken = upload_dir / "broken.jpg"
-    broken.write_bytes(b"this is not a JPEG")
-    cli = _cli_rows([Path(f) for f in files], tiny_model, tmp_path / "cli.csv")
+    files, broken = _uploads(demo_images, tmp_path / "upload")
+    cli = _cli_rows(files, tiny_model, tmp_path / "cli.csv")
 
     requests: list[str] = []
     shown: dict[str, tuple[str, str]] = {}

@@ -9,14 +9,14 @@ import pytest
 import torch
 import torch.nn.functional as F
 from accelerate.commands.config.config_args import ClusterConfig
-from transformers import ConvNextConfig, ConvNextForImageClassification
+from tiny_model import TinyModelTester
+from transformers import ConvNextForImageClassification
 
 from modeling.benchmarks import memory
 from modeling.benchmarks import train as train_bench
 from modeling.config import ModelArguments, parse_config
-from modeling.demo_data import DemoSpec, make_demo_data
-from modeling.labels import ID2LABEL, LABEL2ID
-from modeling.processing import collate_fn
+from modeling.data.demo import DemoSpec, make_demo_data
+from modeling.image_processing import collate_fn
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(PROJECT_ROOT / "scripts"))
@@ -24,18 +24,14 @@ import benchmark  # noqa: E402  (scripts/benchmark.py)
 
 RECIPE = PROJECT_ROOT / "configs" / "convnext_tiny_artifact.yaml"
 DEMO = PROJECT_ROOT / "configs" / "demo.yaml"
-TINY = ["--hidden_sizes", "8", "16", "32", "64", "--depths", "1", "1", "1", "1", "--patch_size", "4"]
+TINY = ["--hidden_sizes", *map(str, TinyModelTester.hidden_sizes),
+        "--depths", *map(str, TinyModelTester.depths), "--patch_size", str(TinyModelTester.patch_size)]
 SIZE = 32
 
 
 @pytest.fixture(scope="module")
 def tiny_model() -> ConvNextForImageClassification:
-    torch.manual_seed(0)
-    config = ConvNextConfig(
-        hidden_sizes=[8, 16, 32, 64], depths=[1, 1, 1, 1], patch_size=4, num_labels=2, id2label=ID2LABEL,
-        label2id=LABEL2ID,
-    )  # fmt: skip
-    return ConvNextForImageClassification(config)
+    return TinyModelTester.model().train()
 
 
 @pytest.fixture(scope="module")

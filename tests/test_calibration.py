@@ -14,11 +14,14 @@ from PIL import Image
 from safetensors.torch import load_file
 from sklearn.calibration import calibration_curve
 from sklearn.metrics import brier_score_loss
-from transformers import AutoConfig, ConvNextConfig, ConvNextForImageClassification, pipeline
+from tiny_model import TinyModelTester
+from transformers import AutoConfig, ConvNextForImageClassification, pipeline
 
-from modeling import calibration, evaluation
-from modeling.labels import ID2LABEL, LABEL2ID
-from modeling.processing import build_image_processor
+from modeling import calibration, metrics
+from modeling.data.selection import resolve_eval_data
+from modeling.evaluation.evaluate import calibrate_folder, load_model_folder, predict_logits
+from modeling.image_processing import build_image_processor
+from modeling.labels import decision_threshold
 
 
 def overconfident_logits(n: int = 4000, scale: float = 4.0, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -32,34 +35,29 @@ def overconfident_logits(n: int = 4000, scale: float = 4.0, seed: int = 0) -> tu
 
 def test_ece_and_brier_match_sklearn() -> None:
     logits, labels = overconfident_logits(500)
-    scores = calibration.ai_scores(logits)
+    scores = metrics.ai_scores(logits)
     prob_true, prob_pred = calibration_curve(labels, scores, n_bins=15)
-    counts = np.bincount(calibration.calibration_bins(scores), minlength=15)
+    counts = np.bincount(metrics.calibration_bins(scores), minlength=15)
     expected = np.sum(np.abs(prob_true - prob_pred) * counts[counts > 0]) / len(scores)
-    assert calibration.expected_calibration_error(labels, scores) == pytest.approx(expected)
-    assert calibration.brier_score(labels, scores) == pytest.approx(brier_score_loss(labels, scores))
-    assert calibration.expected_calibration_error([0, 1], [0.0, 1.0]) == 0.0
+    assert metrics.expected_calibration_error(labels, scores) == pytest.approx(expected)
+    assert metrics.brier_score(labels, scores) == pytest.approx(brier_score_loss(labels, scores))
+    assert metrics.expected_calibration_error([0, 1], [0.0, 1.0]) == 0.0
 
 
 def test_temperature_fixes_overconfidence() -> None:
     logits, labels = overconfident_logits(scale=4.0)
     t = calibration.fit_temperature(logits, labels)
     assert t == pytest.approx(4.0, rel=0.15)  # recovers the inflation factor
-    before = calibration.expected_calibration_error(labels, calibration.ai_scores(logits))
-    after = calibration.expected_calibration_error(labels, calibration.ai_scores(logits / t))
+    before = metrics.expected_calibration_error(labels, metrics.ai_scores(logits))
+    after = metrics.expected_calibration_error(labels, metrics.ai_scores(logits / t))
     assert after < before / 3
     # underconfident logits get T < 1
     assert calibration.fit_temperature(logits / 16, labels) < 1.0
 
 
 def tiny_model(seed: int = 0) -> ConvNextForImageClassification:
-    torch.manual_seed(seed)
-    config = ConvNextConfig(num_channels=3, patch_size=4, hidden_sizes=[8, 16, 32, 64], depths=[1, 1, 1, 1],
-                            image_size=32, num_labels=2, id2label=ID2LABEL, label2id=LABEL2ID)
-    model = ConvNextForImageClassification(config).eval()
-    with torch.no_grad():
-        model.classifier.weight.mul_(40.0)  # make the scores extreme, so a temperature has something to change
-    return model
+    # scores made extreme, so that a temperature has something to change
+    return TinyModelTester.model(seed, head_scale=40.0, image_size=32)
 
 
 def test_folded_temperature_changes_pipeline_scores(tmp_path: Path) -> None:
@@ -91,8 +89,8 @@ def test_calibrate_folder_lowers_ece_of_an_overconfident_model(tiny_trained_mode
         model.classifier.weight.mul_(50.0)
         model.classifier.bias.mul_(50.0)
     model.save_pretrained(folder)
-    validation = evaluation.resolve_eval_data(folder, split="validation")
-    report = evaluation.calibrate_folder(folder, validation, "max_accuracy", batch_size=8)
+    validation = resolve_eval_data(folder, split="validation")
+    report = calibrate_folder(folder, validation, "max_accuracy", batch_size=8)
     assert report is not None and report.temperature > 5
     assert report.ece_after < report.ece_before
     assert report.nll_after < report.nll_before
@@ -100,10 +98,9 @@ def test_calibrate_folder_lowers_ece_of_an_overconfident_model(tiny_trained_mode
     assert saved["decision_threshold"] == pytest.approx(report.decision_threshold)
     assert saved["decision_threshold_rule"] == "max_accuracy"
     # the saved model's own scores are the calibrated ones: re-scoring gives ECE after, not before
-    model, processor = evaluation.load_model_folder(folder)
-    paths = [str(validation.root / p) for p in validation.frame["path"]]
-    logits, _ = evaluation.predict_logits(model, processor, paths, batch_size=8)
-    ece = calibration.expected_calibration_error(validation.frame["label"], calibration.ai_scores(logits))
+    model, processor = load_model_folder(folder)
+    logits, _ = predict_logits(model, processor, validation.paths, batch_size=8)
+    ece = metrics.expected_calibration_error(validation.frame["label"], metrics.ai_scores(logits))
     assert ece == pytest.approx(report.ece_after, abs=1e-4)
 
 
@@ -143,7 +140,7 @@ def test_single_class_validation_leaves_model_unchanged() -> None:
     weight = model.classifier.weight.clone()
     assert calibration.calibrate_model(model, np.zeros((4, 2)), np.ones(4, dtype=int)) is None
     assert torch.equal(model.classifier.weight, weight)
-    assert calibration.decision_threshold(model.config) == 0.5
+    assert decision_threshold(model.config) == 0.5
 
 
 def test_training_calibrates_before_final_metrics(tiny_trained_model: Path) -> None:

@@ -1,4 +1,4 @@
-"""Tests for modeling.data: indexing, balanced subsets, splits, hold-outs, manifests, datasets."""
+"""Tests for modeling.data (index, manifest): indexing, balanced subsets, splits, hold-outs, manifests, datasets."""
 
 from __future__ import annotations
 
@@ -12,19 +12,17 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from modeling.data import (
+from modeling.data.index import DataError, read_artifact_index, read_folder_index, read_index
+from modeling.data.manifest import (
     MANIFEST_COLUMNS,
-    DataError,
     build_manifest,
     load_manifest,
     manifest_to_datasets,
-    read_artifact_index,
-    read_folder_index,
-    read_index,
     save_manifest,
     select_subset,
     split_manifest,
 )
+from modeling.image_processing import IMAGE_EXTENSIONS
 
 
 def synthetic_index(counts: dict[tuple[str, int], int]) -> pd.DataFrame:
@@ -136,6 +134,19 @@ def test_missing_root_names_path(tmp_path: Path) -> None:
         read_folder_index(missing)
 
 
+def test_training_indexes_every_format_prediction_scores(tmp_path: Path, tiny_jpeg: bytes) -> None:
+    """One extension list: a folder's .avif/.jfif/.tif files are trained on as well as predicted."""
+    from modeling.inference.images import expand_inputs
+
+    names = [f"real/x{ext}" for ext in sorted(IMAGE_EXTENSIONS)] + [f"ai/y{ext.upper()}" for ext in (".avif", ".jfif")]
+    for name in names:
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_bytes(tiny_jpeg)
+    indexed = {tmp_path / p for p in read_folder_index(tmp_path)["path"]}
+    predicted = {Path(item.path) for item in expand_inputs([tmp_path])}
+    assert indexed == predicted == {tmp_path / n for n in names}
+
+
 def test_folder_without_metadata_names_folder(artifact_root: Path, tiny_jpeg: bytes) -> None:
     (artifact_root / "mystery").mkdir()
     (artifact_root / "mystery" / "img.jpg").write_bytes(tiny_jpeg)
@@ -218,7 +229,7 @@ def test_subset_water_fills_each_label() -> None:
 def test_subset_caps_and_warns_on_shortfall(caplog: pytest.LogCaptureFixture) -> None:
     index = synthetic_index({("lsun", 0): 500, ("coco", 0): 100, ("sg2", 1): 900, ("glide", 1): 50})
 
-    with caplog.at_level(logging.WARNING, logger="modeling.data"):
+    with caplog.at_level(logging.WARNING, logger="modeling.data.manifest"):
         subset = select_subset(index, num_real=100, num_ai=300, max_per_source=60, seed=0)
 
     assert per_source(subset, 0) == {"coco": 50, "lsun": 50}

@@ -10,14 +10,14 @@ from pathlib import Path
 
 import pytest
 import torch
-from transformers import ConvNextConfig, ConvNextForImageClassification, TrainingArguments, set_seed
+from tiny_model import TinyModelTester
+from transformers import TrainingArguments, set_seed
 
-from modeling.callbacks import ReliableTrainer, collate_counting_skips
 from modeling.config import parse_config
-from modeling.demo_data import DemoSpec, make_demo_data
-from modeling.labels import ID2LABEL, LABEL2ID
-from modeling.processing import build_image_processor
-from modeling.training import build_datasets, prepare_manifest
+from modeling.data.demo import DemoSpec, make_demo_data
+from modeling.image_processing import build_image_processor
+from modeling.training.data import build_datasets, prepare_manifest
+from modeling.training.trainer import ReliableTrainer, collate_counting_skips
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -29,10 +29,8 @@ def demo_root(tmp_path_factory) -> Path:
 
 def config_for(root: Path, out: Path, seed: int):
     return parse_config(
-        ["--config", str(ROOT / "configs" / "demo.yaml"), "--data_dir", str(root), "--demo_data", "false",
-         "--output_dir", str(out), "--hidden_sizes", "8", "16", "--depths", "1", "1", "--image_size", "32",
-         "--train_crop_size", "32", "--seed", str(seed), "--jpeg_prob", "0.5", "--blur_prob", "0.5",
-         "--rescale_prob", "0.5"]
+        TinyModelTester.train_argv(root, out, "--image_size", "32", "--train_crop_size", "32", "--seed", str(seed),
+                                   "--jpeg_prob", "0.5", "--blur_prob", "0.5", "--rescale_prob", "0.5")
     )  # fmt: skip
 
 
@@ -55,9 +53,7 @@ def _first_batches(demo_root: Path, out: Path, seed: int, n: int = 2) -> list[di
         output_dir=str(out), seed=seed, per_device_train_batch_size=6, dataloader_num_workers=1,
         remove_unused_columns=False, report_to="none", use_cpu=True,
     )  # fmt: skip
-    tiny = ConvNextForImageClassification(
-        ConvNextConfig(hidden_sizes=[8], depths=[1], num_stages=1, id2label=ID2LABEL, label2id=LABEL2ID)
-    )
+    tiny = TinyModelTester.model(image_size=32).train()
     trainer = ReliableTrainer(
         model=tiny, args=args, train_dataset=splits["train"], data_collator=collate_counting_skips
     )

@@ -17,24 +17,20 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from datasets import DatasetDict
-from transformers import AutoImageProcessor, AutoModelForImageClassification, Trainer, TrainingArguments
+from tiny_model import TinyModelTester
 
-from modeling.data import load_manifest, manifest_to_datasets
-from modeling.demo_data import DemoSpec, make_demo_data
-from modeling.processing import BatchTransform, collate_fn
-from modeling.training import DetectionMetrics, softmax_scores, split_test
+from modeling.data.demo import DemoSpec, make_demo_data
+from modeling.data.manifest import load_manifest
+from modeling.data.selection import resolve_eval_data
+from modeling.evaluation.evaluate import load_model_folder, predict_logits, run_evaluation
+from modeling.labels import decision_threshold
+from modeling.metrics import ai_scores, detection_metrics, negative_log_likelihood
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 ACCELERATE = Path(sys.executable).parent / "accelerate"
 MAX_STEPS, BATCH, EVAL_BATCH = 2, 4, 2
-# Metrics computed from the gathered logits must match exactly. eval_loss cannot: Trainer averages
-# batch-mean losses, and in the padded last batch the duplicate's loss sits inside that batch's mean.
-EXACT = ("accuracy", "roc_auc")
-# One duplicate in a batch of EVAL_BATCH moves that batch's mean by |loss_dup - mean| / EVAL_BATCH and the
-# overall mean by that over the number of batches: for a 2-step model (losses within ~0.1 of ln 2) this is
-# at most ~1e-2 here; a dropped or doubled batch of the exact metrics above is caught separately.
-LOSS_TOLERANCE = 2.5e-2
+# Every figure is computed from the gathered per-image logits, so a duplicated or dropped image shows up
+EXACT = ("accuracy", "roc_auc", "n_images", "true_positives", "false_positives", "average_precision", "loss")
 
 
 def free_port() -> int:
@@ -46,15 +42,13 @@ def free_port() -> int:
 
 def train_args(data: Path, out: Path) -> list[str]:
     """A tiny run: 64 px, 2 steps; validation (9 images) and test are odd-sized so the last eval batch pads."""
-    return [
-        "--config", "configs/demo.yaml", "--data_dir", str(data), "--demo_data", "false", "--output_dir", str(out),
-        "--hidden_sizes", "8", "16", "32", "64", "--depths", "1", "1", "1", "1", "--patch_size", "4",
-        "--image_size", "64", "--train_crop_size", "64", "--validation_fraction", "0.2", "--test_fraction", "0.2",
+    return TinyModelTester.train_argv(data, out,
+        "--validation_fraction", "0.2", "--test_fraction", "0.2",
         "--max_steps", str(MAX_STEPS), "--per_device_train_batch_size", str(BATCH),
         "--per_device_eval_batch_size", str(EVAL_BATCH), "--dataloader_num_workers", "0",
         "--eval_strategy", "no", "--save_strategy", "no", "--load_best_model_at_end", "false",
         "--use_cpu", "true",
-    ]  # fmt: skip
+    )  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -73,21 +67,20 @@ def two_process_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Pat
     return data, out
 
 
-def evaluate_in_one_process(model_dir: Path, data: Path, tmp: Path) -> tuple[dict[str, dict[str, float]], Trainer]:
-    """The saved model on the run's own manifest, in this (single) process, with another eval batch size."""
-    model = AutoModelForImageClassification.from_pretrained(model_dir)
-    transform = BatchTransform(AutoImageProcessor.from_pretrained(model_dir))
-    splits = manifest_to_datasets(load_manifest(model_dir / "manifest.csv"), data, decode=False)
-    splits = DatasetDict({name: ds.with_transform(transform) for name, ds in splits.items()})
-    args = TrainingArguments(
-        output_dir=str(tmp), per_device_eval_batch_size=3, use_cpu=True, report_to="none", remove_unused_columns=False
-    )
-    trainer = Trainer(model=model, args=args, data_collator=collate_fn, compute_metrics=DetectionMetrics())
-    eval_sets = {"validation": splits["validation"], **split_test(splits)}
-    metrics = {name: trainer.evaluate(ds, metric_key_prefix=name) for name, ds in eval_sets.items()}
-    test = splits["test"]
-    scores = softmax_scores(trainer.predict(test).predictions)
-    return metrics, pd.Series(scores, index=test.data.column("path").to_pylist())
+def evaluate_in_one_process(model_dir: Path, data: Path, tmp: Path) -> tuple[dict[str, dict[str, float]], pd.Series]:
+    """The saved model on the run's own manifest, in this (single) process, with another batch size."""
+    result = run_evaluation(model_dir, resolve_eval_data(model_dir, data, split="test"), tmp / "eval", batch_size=3)
+    validation = resolve_eval_data(model_dir, data, split="validation")
+    model, processor = load_model_folder(model_dir)
+    logits, _ = predict_logits(model, processor, validation.paths, batch_size=3)
+    labels = validation.frame["label"].to_numpy()
+    figures = detection_metrics(labels, ai_scores(logits), decision_threshold(model.config))
+    sections = {
+        "validation": {**figures, "loss": negative_log_likelihood(logits, labels)},
+        "test": result.metrics["seen"],
+        "test_unseen": result.metrics["unseen"],
+    }
+    return sections, result.predictions.set_index("path")["score_ai"]
 
 
 @pytest.fixture(scope="module")
@@ -120,9 +113,10 @@ def test_gathered_metrics_equal_one_process(two_process_run, one_process):
     for name, metrics in single.items():
         launched = results(out, name)
         for key in EXACT:
-            one, two = metrics[f"{name}_{key}"], launched[f"{name}_{key}"]
-            assert (np.isnan(one) and np.isnan(two)) or one == pytest.approx(two, abs=1e-6), (name, key, one, two)
-        assert metrics[f"{name}_loss"] == pytest.approx(launched[f"{name}_loss"], abs=LOSS_TOLERANCE)
+            if key not in metrics:  # the loss is a validation figure
+                continue
+            one, two = metrics[key], launched[f"{name}_{key}"]
+            assert (one is None and two is None) or one == pytest.approx(two, abs=1e-6), (name, key, one, two)
 
 
 def test_each_test_image_scored_once(two_process_run, one_process):

@@ -28,12 +28,21 @@ from sklearn.metrics import (
 )
 from transformers import pipeline
 
-from modeling import evaluation
-from modeling.data import DataError
+from modeling.data.index import DataError
+from modeling.data.selection import EvalData, resolve_eval_data
+from modeling.evaluation.evaluate import (
+    build_predictions,
+    load_model_folder,
+    metrics_by_section,
+    predict_logits,
+    run_evaluation,
+)
+from modeling.evaluation.robustness import DEGRADATIONS
+from modeling.metrics import ai_scores, detection_metrics, section_masks
 
 ROOT = Path(__file__).resolve().parent.parent
 
-PLOTS = ("roc_curve.png", "reliability_diagram.png", "confusion_matrix.png", "per_source.png")
+PLOTS = ("roc_curve.png", "roc_curve_log.png", "reliability_diagram.png", "confusion_matrix.png", "per_source.png")
 
 
 def sklearn_figures(labels: np.ndarray, scores: np.ndarray, threshold: float) -> dict[str, float]:
@@ -62,9 +71,8 @@ def sklearn_figures(labels: np.ndarray, scores: np.ndarray, threshold: float) ->
     }
 
 
-def assert_agrees(reported: dict, labels: np.ndarray, scores: np.ndarray, threshold: float, temperature: float) -> None:
+def assert_agrees(reported: dict, labels: np.ndarray, scores: np.ndarray, threshold: float, raw: np.ndarray) -> None:
     expected_figures = sklearn_figures(labels, scores, threshold)
-    raw = 1 / (1 + np.exp(-(np.log(scores) - np.log1p(-scores)) * temperature))  # before the folded temperature
     expected_figures["ece_before_calibration"] = sklearn_figures(labels, raw, threshold)["ece"]
     assert set(reported) >= set(expected_figures)
     for key, expected in expected_figures.items():
@@ -89,14 +97,23 @@ def test_training_evaluation_files_agree_with_sklearn(tiny_trained_model: Path) 
     assert threshold == config["decision_threshold"]  # the calibrated model's own threshold
 
     labels, scores = predictions["label"].to_numpy(), predictions["score_ai"].to_numpy()
+    raw = predictions["score_ai_uncalibrated"].to_numpy()  # P(ai) before the folded temperature
     heldout = predictions["heldout"].astype(str).eq("True").to_numpy()
     assert heldout.any() and set(metrics) >= {"all", "seen", "unseen"}
-    t = metrics["calibration_temperature"]
-    assert t == pytest.approx(config["calibration_temperature"])
-    assert_agrees(metrics["all"], labels, scores, threshold, t)
-    assert_agrees(metrics["seen"], labels[~heldout], scores[~heldout], threshold, t)
+    assert metrics["calibration_temperature"] == pytest.approx(config["calibration_temperature"])
+    assert_agrees(metrics["all"], labels, scores, threshold, raw)
+    assert_agrees(metrics["seen"], labels[~heldout], scores[~heldout], threshold, raw[~heldout])
     unseen = heldout | (labels == 0)  # held-out generators against the same real images
-    assert_agrees(metrics["unseen"], labels[unseen], scores[unseen], threshold, t)
+    assert_agrees(metrics["unseen"], labels[unseen], scores[unseen], threshold, raw[unseen])
+    # the Trainer-format results are the same final evaluation: one "test accuracy" per folder
+    for split, section in (("test", "seen"), ("test_unseen", "unseen")):
+        results = json.loads((tiny_trained_model / f"{split}_results.json").read_text())
+        for key in ("accuracy", "roc_auc", "recall", "false_positive_rate", "n_images"):
+            assert results[f"{split}_{key}"] == metrics[section][key], (split, key)
+    point = metrics["operating_point"]
+    assert point["false_positive_rate_real"] == metrics["all"]["false_positive_rate"]
+    assert point["detection_rate_seen"] == metrics["seen"]["recall"]
+    assert point["detection_rate_unseen"] == metrics["unseen"]["recall"]
 
     per_source = pd.read_csv(out / "per_source.csv")
     for row in per_source.itertuples():
@@ -109,7 +126,7 @@ def test_training_evaluation_files_agree_with_sklearn(tiny_trained_model: Path) 
 def test_robustness_table_agrees_with_its_predictions(tiny_trained_model: Path) -> None:
     out = tiny_trained_model / "eval"
     table = pd.read_csv(out / "robustness.csv")
-    assert list(table["degradation"]) == list(evaluation.DEGRADATIONS)
+    assert list(table["degradation"]) == ["original", *DEGRADATIONS]
     long = pd.read_csv(out / "robustness_predictions.csv", keep_default_na=False)
     threshold = json.loads((out / "metrics.json").read_text())["decision_threshold"]
     for row in table.itertuples():
@@ -137,24 +154,23 @@ def test_evaluate_script_reproduces_training_evaluation(tiny_trained_model: Path
 
 def test_scores_equal_pipeline(tiny_trained_model: Path) -> None:
     """Evaluation's pixels are the pipeline's: same decode, same saved processor."""
-    data = evaluation.resolve_eval_data(tiny_trained_model)
-    paths = [str(data.root / p) for p in data.frame["path"][:4]]
-    model, processor = evaluation.load_model_folder(tiny_trained_model)
-    logits, valid = evaluation.predict_logits(model, processor, paths, batch_size=3)
+    paths = resolve_eval_data(tiny_trained_model).paths[:4]
+    model, processor = load_model_folder(tiny_trained_model)
+    logits, valid = predict_logits(model, processor, paths, batch_size=3)
     detector = pipeline("image-classification", model=str(tiny_trained_model), device="cpu")
     expected = [{r["label"]: r["score"] for r in detector(p)}["ai"] for p in paths]
     assert valid.all()
-    np.testing.assert_allclose(evaluation.calibration.ai_scores(logits), expected, atol=1e-5)
+    np.testing.assert_allclose(ai_scores(logits), expected, atol=1e-5)
 
 
 def test_unreadable_image_is_reported_not_fatal(tiny_trained_model: Path, tmp_path: Path) -> None:
-    data = evaluation.resolve_eval_data(tiny_trained_model)
+    data = resolve_eval_data(tiny_trained_model)
     root = tmp_path / "data"
     shutil.copytree(data.root, root)
     broken = data.frame["path"].iloc[0]
     (root / broken).write_bytes(b"not an image")
-    data = evaluation.EvalData(data.frame, root, "test with one broken file")
-    result = evaluation.run_evaluation(tiny_trained_model, data, tmp_path / "out", batch_size=4)
+    data = EvalData(data.frame, root, "test with one broken file")
+    result = run_evaluation(tiny_trained_model, data, tmp_path / "out", batch_size=4)
     assert result.metrics["n_unreadable"] == 1
     assert broken not in set(result.predictions["path"])
     assert result.metrics["all"]["n_images"] == len(data.frame) - 1
@@ -165,30 +181,44 @@ def test_plain_folder_and_manifest_errors(tiny_trained_model: Path, tmp_path: Pa
         (tmp_path / "mine" / label).mkdir(parents=True)
         for i in range(2):
             Image.new("RGB", (40, 30), (i * 90, 20, 200)).save(tmp_path / "mine" / label / f"{i}.png")
-    data = evaluation.resolve_eval_data(tiny_trained_model, tmp_path / "mine", use_model_manifest=False)
+    data = resolve_eval_data(tiny_trained_model, tmp_path / "mine", use_model_manifest=False)
     assert len(data.frame) == 4 and sorted(data.frame["label"]) == [0, 0, 1, 1]
     with pytest.raises(DataError, match="--no_manifest"):  # the model's manifest does not fit that folder
-        evaluation.resolve_eval_data(tiny_trained_model, tmp_path / "mine")
+        resolve_eval_data(tiny_trained_model, tmp_path / "mine")
     with pytest.raises(DataError, match="no 'nonexistent' rows"):
-        evaluation.resolve_eval_data(tiny_trained_model, split="nonexistent")
+        resolve_eval_data(tiny_trained_model, split="nonexistent")
 
 
 def test_sections_and_undefined_metrics() -> None:
-    frame = pd.DataFrame({"label": [0, 0, 1, 1], "heldout": [False, False, False, True]})
-    masks = evaluation.section_masks(frame)
+    labels, heldout = [0, 0, 1, 1], [False, False, False, True]
+    masks = section_masks(heldout, labels)
     assert masks["seen"].tolist() == [True, True, True, False]
     assert masks["unseen"].tolist() == [True, True, False, True]
-    only_ai = evaluation.detection_metrics(np.array([1, 1]), np.array([0.2, 0.9]), 0.5)
+    only_ai = detection_metrics(np.array([1, 1]), np.array([0.2, 0.9]), 0.5)
     assert only_ai["roc_auc"] is None and only_ai["false_positive_rate"] is None and only_ai["recall"] == 0.5
-    assert "heldout" not in evaluation.section_masks(frame.assign(heldout=False))
+    assert set(section_masks([False] * 4, labels)) == {"all"}
+
+
+def test_ece_before_calibration_comes_from_the_logits() -> None:
+    """A sharpening temperature saturates calibrated scores at 1.0; the uncalibrated P(ai) must not be
+    rebuilt from them (that gave 1.0 for raw 0.93) but from the logits times T."""
+    temperature, raw_gap = 0.056, 2.6  # raw P(ai) = sigmoid(2.6) = 0.931
+    logits = np.array([[0.0, raw_gap / temperature]] * 4 + [[raw_gap / temperature, 0.0]] * 4)
+    frame = pd.DataFrame({"path": [f"{i}.jpg" for i in range(8)], "label": [1, 1, 1, 1, 0, 0, 0, 0],
+                          "source": "s", "category": "", "heldout": False})
+    predictions = build_predictions(EvalData(frame, Path("."), "unit"), logits, np.ones(8, bool), 0.5, temperature)
+    assert (predictions["score_ai"].iloc[:4] == 1.0).all()  # saturated in float64
+    expected_raw = 1 / (1 + np.exp(-raw_gap))
+    np.testing.assert_allclose(predictions["score_ai_uncalibrated"].iloc[:4], expected_raw, rtol=1e-12)
+    sections = metrics_by_section(predictions, 0.5)["all"]
+    assert sections["ece"] == pytest.approx(0.0, abs=1e-12)  # calibrated scores 1.0 / 0.0 on correctly ranked images
+    assert sections["ece_before_calibration"] == pytest.approx(1 - expected_raw)  # raw 0.93 / 0.07: under-confident
 
 
 def test_degradations() -> None:
     rng = np.random.default_rng(0)
     image = Image.fromarray(rng.integers(0, 256, (64, 48, 3), dtype=np.uint8))
-    for name, degrade in evaluation.DEGRADATIONS.items():
-        if degrade is None:
-            continue
+    for name, degrade in DEGRADATIONS.items():
         out = degrade(image)
         assert out.mode == "RGB", name
         assert out.size == ((24, 32) if name.startswith("downscale") else image.size), name

@@ -15,8 +15,10 @@ from conftest import load_script
 from huggingface_hub import HfApi, ModelCard
 from huggingface_hub.hf_api import RepoUrl
 
-from modeling import hub
 from modeling.config import ConfigError, parse_config
+from modeling.release import hub, model_card
+from modeling.run_folder import RunFolder
+from modeling.training.run import publish, take_push_from_trainer
 
 FAKE_TOKEN = "hf_tEsTtOkEnNeVeRlOgGeD0123456789"
 
@@ -64,12 +66,15 @@ def hub_calls(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, dict]]:
 def test_card_written_by_training_renders_model_index(tiny_trained_model: Path) -> None:
     card = ModelCard.load(tiny_trained_model / "README.md")
     metrics = json.loads((tiny_trained_model / "eval" / "metrics.json").read_text())
-    results = {r.metric_type: r for r in card.data.eval_results}
-    assert set(results) == {"accuracy", "roc_auc"}
-    for key, result in results.items():
-        assert result.metric_value == pytest.approx(metrics["all"][key], abs=1e-4)
-        assert result.dataset_split == "test" and result.task_type == "image-classification"
-    assert results["accuracy"].dataset_type == "synthetic-demo"  # demo data is not called ArtiFact
+    results = {(r.dataset_split, r.metric_type): r for r in card.data.eval_results}
+    # the headline is the seen generators' test split; held-out generators are a result of their own
+    assert set(results) == {(split, key) for split in ("test", "test_unseen") for key in ("accuracy", "roc_auc")}
+    sections = {"test": "seen", "test_unseen": "unseen"}
+    for (split, key), result in results.items():
+        assert result.metric_value == pytest.approx(metrics[sections[split]][key], abs=1e-4)
+        assert result.task_type == "image-classification"
+    assert results["test", "accuracy"].dataset_type == "synthetic-demo"  # demo data is not called ArtiFact
+    assert card.data.base_model is None and card.data.datasets is None  # random init, generated data
     assert card.data.pipeline_tag == "image-classification" and card.data.library_name == "transformers"
     text = card.text
     for section in ("## How to use", "## Intended use", "## Limitations", "## Training data",
@@ -87,7 +92,8 @@ def test_card_written_by_training_renders_model_index(tiny_trained_model: Path) 
 
 def test_push_uploads_weights_processor_card_and_evaluation(model_copy: Path, hub_calls, caplog) -> None:
     caplog.set_level(logging.DEBUG)
-    url = hub.push_model_folder(model_copy, "someone/tiny-detector", private=True)
+    url = hub.push_model_folder(model_copy, "someone/tiny-detector", private=True,
+                                before_upload=lambda repo_id: model_card.write_model_card(model_copy, repo_id))
     assert url == "https://huggingface.co/someone/tiny-detector"
     (name, create), (name2, upload) = hub_calls
     assert (name, name2) == ("create_repo", "upload_folder")
@@ -145,15 +151,12 @@ def test_training_push_checked_before_training_and_done_at_the_end(model_copy: P
     # offline: the run stops at once with a config error, before Trainer would try to create the repo
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     with pytest.raises(ConfigError, match="push_to_hub is set but HF_HUB_OFFLINE"):
-        hub.disable_trainer_push(parse_config(argv))
+        take_push_from_trainer(parse_config(argv).training)
     monkeypatch.delenv("HF_HUB_OFFLINE")
     config = parse_config(argv)
-    assert hub.disable_trainer_push(config) is True
+    assert take_push_from_trainer(config.training) is True
     assert config.training.push_to_hub is False  # Trainer itself never pushes
-    accelerator = SimpleNamespace(wait_for_everyone=lambda: None)
-    trainer = SimpleNamespace(accelerator=accelerator, is_world_process_zero=lambda: True)
-    monkeypatch.setattr(hub.evaluation, "run_evaluation", lambda *a, **k: None)  # eval/ is already there
-    hub.finish_training(trainer, config, model_copy, push=True)
+    publish(config, RunFolder(model_copy), push=True)  # the run's last step: card, then push
     assert [name for name, _ in hub_calls] == ["create_repo", "upload_folder"]
     assert hub_calls[0][1]["repo_id"] == "someone/run"
     assert 'model="someone/run"' in (model_copy / "README.md").read_text()

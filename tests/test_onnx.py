@@ -12,8 +12,11 @@ import pytest
 from conftest import load_script
 from safetensors.torch import load_file, save_file
 
-from modeling import onnx_export
-from modeling.predictor import Detector, ModelLoadError, cpu_has_native_bf16
+from modeling.data.selection import run_check_images
+from modeling.inference import onnx_export
+from modeling.inference.predictor import Detector, ModelLoadError
+from modeling.run_folder import ONNX_RECORD, RunFolder
+from modeling.system import cpu_has_native_bf16
 
 
 @pytest.fixture(scope="module")
@@ -26,15 +29,15 @@ def exported(tiny_trained_model, tmp_path_factory) -> Path:
 
 
 def data_images(model_dir: Path) -> onnx_export.CheckImages:
-    return onnx_export.images_from_manifest(model_dir)  # validation rows calibrate, test rows check
+    return onnx_export.CheckImages(*run_check_images(model_dir))  # validation rows calibrate, test rows check
 
 
 def test_fp32_export_matches_torch(exported, tiny_trained_model):
-    record = json.loads((exported / onnx_export.RECORD_FILE).read_text())["fp32"]
+    record = json.loads((exported / ONNX_RECORD).read_text())["fp32"]
     test_rows = data_images(exported).check
     assert record["passed"] and record["max_abs_score_diff"] <= 1e-3
     assert record["num_images"] == len(test_rows)
-    assert record["weights_sha256"] == onnx_export.weights_sha256(exported)
+    assert record["weights_sha256"] == RunFolder(exported).weights_sha256()
     data = tiny_trained_model.parent / "data"
     torch_rows = list(Detector.from_pretrained(exported, backend="torch", batch_size=7, num_workers=0).predict([data]))
     onnx = Detector.from_pretrained(exported, backend="onnx", batch_size=7, num_workers=0)
@@ -58,7 +61,7 @@ def test_stale_export_is_never_used(exported, tmp_path):
     name = next(k for k in weights if k.endswith("classifier.bias"))
     weights[name] = weights[name] + 1.0
     save_file(weights, folder / "model.safetensors", metadata={"format": "pt"})
-    assert "other weights" in onnx_export.usable_export(folder, "fp32")
+    assert "other weights" in RunFolder(folder).usable_onnx("fp32")
     assert Detector.from_pretrained(folder).backend_name.startswith("torch-")
     with pytest.raises(ModelLoadError, match="re-export"):
         Detector.from_pretrained(folder, backend="onnx")
@@ -71,7 +74,7 @@ def test_int8_static_quantization_checked_on_roc_auc(exported, tmp_path):
     try:
         record = onnx_export.quantize_checked(folder, images, num_calibration=12)
     except onnx_export.ExportError:
-        record = json.loads((folder / onnx_export.RECORD_FILE).read_text())
+        record = json.loads((folder / ONNX_RECORD).read_text())
     entry = record["int8"]
     assert entry["num_calibration_images"] == min(12, len(images.calibration))
     assert entry["num_images"] == len(images.check)
@@ -92,7 +95,7 @@ def test_failed_int8_check_removes_the_file(exported, tmp_path, monkeypatch):
     with pytest.raises(onnx_export.ExportError, match="ROC-AUC"):
         onnx_export.quantize_checked(folder, data_images(exported), num_calibration=8)
     assert not (folder / "model_int8.onnx").exists()
-    assert json.loads((folder / onnx_export.RECORD_FILE).read_text())["int8"]["passed"] is False
+    assert json.loads((folder / ONNX_RECORD).read_text())["int8"]["passed"] is False
     assert Detector.from_pretrained(folder).backend_name != "onnx-int8"
     with pytest.raises(ModelLoadError):
         Detector.from_pretrained(folder, backend="onnx", precision="int8")
@@ -101,7 +104,7 @@ def test_failed_int8_check_removes_the_file(exported, tmp_path, monkeypatch):
 def test_int8_needs_labels(exported, tmp_path):
     folder = tmp_path / "model"
     shutil.copytree(exported, folder)
-    unlabelled = onnx_export.images_from_paths(data_images(exported).check)
+    unlabelled = onnx_export.CheckImages.unlabelled(data_images(exported).check)
     with pytest.raises(onnx_export.ExportError, match="unverified"):
         onnx_export.quantize_checked(folder, unlabelled, num_calibration=8)
     assert not (folder / "model_int8.onnx").exists()
@@ -180,7 +183,7 @@ def test_concurrent_onnx_runs_keep_rows_and_order(exported, tiny_trained_model):
     """Batches scored two at a time (one onnxruntime thread each) give the same rows, in input order."""
     from transformers import AutoConfig, AutoImageProcessor
 
-    from modeling.predictor import OnnxRunner
+    from modeling.inference.runners import OnnxRunner
 
     images = sorted(str(p) for p in (tiny_trained_model.parent / "data").rglob("*.jpg"))[:40]
     inputs = [*images[:13], str(exported / "missing.jpg"), *images[13:]]  # an error row in the middle

@@ -13,13 +13,15 @@ import pytest
 import torch
 from conftest import load_script
 from PIL import Image, ImageFile
-from transformers import ConvNextConfig, ConvNextForImageClassification, pipeline
+from tiny_model import TinyModelTester
+from transformers import ConvNextForImageClassification, pipeline
 
-from modeling import predictor as predictor_module
-from modeling.calibration import ai_scores
-from modeling.labels import ID2LABEL, LABEL2ID
-from modeling.predictor import Detector, ImageFiles, ModelLoadError, PredictionRow, cpu_has_native_bf16
-from modeling.processing import build_image_processor
+from modeling.image_processing import build_image_processor
+from modeling.inference.images import ImageFiles
+from modeling.inference.predictor import Detector, ModelLoadError, PredictionRow
+from modeling.inference.runners import BF16_TOLERANCE
+from modeling.metrics import ai_scores
+from modeling.system import cpu_has_native_bf16
 
 CROP = 64
 
@@ -27,15 +29,7 @@ CROP = 64
 @pytest.fixture(scope="session")
 def tiny_model(tmp_path_factory) -> Path:
     """Random init with layer scale 1.0, so that different pixels give different scores."""
-    torch.manual_seed(0)
-    folder = tmp_path_factory.mktemp("tiny_model")
-    config = ConvNextConfig(
-        hidden_sizes=[8, 16, 32, 64], depths=[1, 1, 1, 1], patch_size=4, image_size=CROP,
-        layer_scale_init_value=1.0, num_labels=2, id2label=ID2LABEL, label2id=LABEL2ID,
-    )
-    ConvNextForImageClassification(config).save_pretrained(folder)
-    build_image_processor("crop", image_size=CROP).save_pretrained(folder)
-    return folder
+    return TinyModelTester.save(tmp_path_factory.mktemp("tiny_model"), image_size=CROP, layer_scale_init_value=1.0)
 
 
 @pytest.fixture(scope="session")
@@ -252,17 +246,16 @@ def test_bf16_autocast_close_to_fp32_and_guarded(tiny_model, odd_inputs, monkeyp
     fp32 = [r.score_ai for r in Detector.from_pretrained(tiny_model, backend="torch", num_workers=0).predict(paths)]
     bf16 = Detector.from_pretrained(tiny_model, backend="torch", precision="bf16", num_workers=0)
     assert bf16.backend_name == "torch-bf16"
-    assert [r.score_ai for r in bf16.predict(paths)] == pytest.approx(fp32, abs=predictor_module.BF16_TOLERANCE)
-    monkeypatch.setattr(predictor_module, "BF16_TOLERANCE", -1.0)
+    assert [r.score_ai for r in bf16.predict(paths)] == pytest.approx(fp32, abs=BF16_TOLERANCE)
+    monkeypatch.setattr("modeling.inference.runners.BF16_TOLERANCE", -1.0)
     guarded = Detector.from_pretrained(tiny_model, backend="torch", precision="bf16", num_workers=0)
     assert [r.score_ai for r in guarded.predict(paths)] == pytest.approx(fp32, abs=1e-6)
     assert guarded.backend_name == "torch-fp32"
 
 
 def test_not_a_detector_is_refused(tmp_path):
-    config = ConvNextConfig(hidden_sizes=[8, 16, 32, 64], depths=[1, 1, 1, 1], num_labels=3)
-    ConvNextForImageClassification(config).save_pretrained(tmp_path)
-    build_image_processor(image_size=CROP).save_pretrained(tmp_path)
+    TinyModelTester.save(tmp_path, num_labels=3, id2label={0: "real", 1: "ai", 2: "other"},
+                         label2id={"real": 0, "ai": 1, "other": 2})
     with pytest.raises(ModelLoadError, match="not a real/ai detector"):
         Detector.from_pretrained(tmp_path)
 

@@ -24,15 +24,18 @@ import pytest
 import torch
 from conftest import load_script
 from PIL import Image
+from tiny_model import TinyModelTester
 
-from modeling.callbacks import StopOnSignal, collate_counting_skips, last_complete_checkpoint
 from modeling.config import parse_config
-from modeling.data import load_manifest
-from modeling.dedup import drop_cross_split_duplicates
-from modeling.demo_data import DemoSpec, make_demo_data
-from modeling.processing import BatchTransform, ImageLoadError, build_image_processor
-from modeling.training import prepare_manifest, train
-from modeling.validation import check_image_file, drop_bad_files, exclude_paths, load_bad_files, validate_files
+from modeling.data.dedup import drop_cross_split_duplicates
+from modeling.data.demo import DemoSpec, make_demo_data
+from modeling.data.manifest import load_manifest
+from modeling.data.validation import check_image_file, drop_bad_files, exclude_paths, load_bad_files, validate_files
+from modeling.image_processing import BatchTransform, ImageLoadError, build_image_processor
+from modeling.training.callbacks import StopOnSignal, last_complete_checkpoint
+from modeling.training.data import prepare_manifest
+from modeling.training.run import train
+from modeling.training.trainer import collate_counting_skips
 
 ROOT = Path(__file__).resolve().parent.parent
 EPOCHS = 4
@@ -49,17 +52,14 @@ def jpeg_bytes(seed: int, size: int = 48) -> bytes:
 
 def tiny_args(data_dir: Path, output_dir: Path, *extra: str) -> list[str]:
     """A seconds-long CPU run on the demo config; every test run differs only by `extra`."""
-    return [
-        "--config", str(ROOT / "configs" / "demo.yaml"),
-        "--data_dir", str(data_dir), "--demo_data", "false", "--output_dir", str(output_dir),
-        "--hidden_sizes", "8", "16", "32", "64", "--depths", "1", "1", "1", "1", "--patch_size", "4",
+    return TinyModelTester.train_argv(data_dir, output_dir,
         "--image_size", "32", "--train_crop_size", "32",
         "--num_train_epochs", str(EPOCHS), "--per_device_train_batch_size", "4", "--per_device_eval_batch_size", "32",
         "--eval_strategy", "no", "--save_strategy", "steps", "--save_steps", str(SAVE_STEPS),
         "--load_best_model_at_end", "false", "--logging_steps", "1", "--dataloader_num_workers", "1",
         "--validate_files", "false",  # let the broken file reach the data loader (defence in depth)
         *extra,
-    ]  # fmt: skip
+    )  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -108,7 +108,7 @@ def test_check_image_file_reasons(tmp_path: Path, monkeypatch) -> None:
             raise ImageLoadError("conversion from CMYK not supported")
         return image
 
-    monkeypatch.setattr("modeling.validation.load_image", refuse_cmyk)
+    monkeypatch.setattr("modeling.data.validation.load_image", refuse_cmyk)
     reason, detail = check_image_file(tmp_path / "cmyk.tif")
     assert reason == "unsupported_mode" and "CMYK" in detail
 

@@ -13,11 +13,11 @@ from pathlib import Path
 
 import pytest
 import torch
-from transformers import ConvNextConfig, ConvNextForImageClassification
+from tiny_model import TinyModelTester
+from transformers import ConvNextForImageClassification
 
 from modeling.config import ModelArguments
-from modeling.labels import ID2LABEL, LABEL2ID
-from modeling.modeling import build_model
+from modeling.model import build_model
 
 ROOT = Path(__file__).resolve().parent.parent
 SOURCES = sorted([*(ROOT / "modeling").rglob("*.py"), *(ROOT / "scripts").rglob("*.py")])
@@ -47,7 +47,7 @@ def _where(path: Path, node: ast.AST) -> str:
 
 
 def test_sources_are_scanned() -> None:
-    assert ROOT / "modeling" / "modeling.py" in SOURCES and ROOT / "scripts" / "train.py" in SOURCES
+    assert ROOT / "modeling" / "model.py" in SOURCES and ROOT / "scripts" / "train.py" in SOURCES
 
 
 def test_trust_remote_code_is_never_passed() -> None:
@@ -80,10 +80,7 @@ def test_models_load_only_from_safetensors() -> None:
 
 
 def _tiny_model() -> ConvNextForImageClassification:
-    config = ConvNextConfig(
-        hidden_sizes=[8, 16], depths=[1, 1], num_stages=2, id2label=ID2LABEL, label2id=LABEL2ID, num_labels=2
-    )
-    return ConvNextForImageClassification(config)
+    return TinyModelTester.model()
 
 
 class _Trap:

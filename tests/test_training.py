@@ -11,29 +11,19 @@ import pytest
 import torch
 import yaml
 from PIL import Image
+from tiny_model import TinyModelTester
 from transformers import AutoImageProcessor, AutoModelForImageClassification, pipeline
 
-from modeling.demo_data import DemoSpec, make_demo_data
+from modeling.data.demo import DemoSpec, make_demo_data
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "scripts"))
 import train as train_script  # noqa: E402
 
-TINY = [
-    "--config", str(ROOT / "configs" / "demo.yaml"),
-    "--demo_data", "false",
-    "--hidden_sizes", "8", "16", "32", "64",
-    "--depths", "1", "1", "1", "1",
-    "--patch_size", "4",
-    "--image_size", "64",
-    "--train_crop_size", "48",
-    "--per_device_train_batch_size", "8",
-    "--per_device_eval_batch_size", "16",
-    "--dataloader_num_workers", "0",
-    "--num_train_epochs", "1",
-    "--logging_steps", "1",
-    "--holdout_generators", "latent_decoder",
-]  # fmt: skip
+
+def tiny_argv(data: Path, out: Path, *extra: str) -> list[str]:
+    return TinyModelTester.train_argv(data, out, "--train_crop_size", "48", "--num_train_epochs", "1",
+                                      "--logging_steps", "1", "--holdout_generators", "latent_decoder", *extra)
 
 
 @pytest.fixture(scope="module")
@@ -41,7 +31,7 @@ def tiny_run(tmp_path_factory):
     base = tmp_path_factory.mktemp("run")
     data = make_demo_data(base / "data", DemoSpec(images_per_source=10), progress=False)
     out = base / "out"
-    rc = train_script.main([*TINY, "--data_dir", str(data), "--output_dir", str(out)])
+    rc = train_script.main(tiny_argv(data, out))
     assert rc == 0
     return data, out
 
@@ -94,13 +84,13 @@ def test_loads_with_auto_classes_and_pipeline(tiny_run):
 def test_missing_data_folder_fails_clearly(tmp_path, caplog):
     missing = tmp_path / "no_such_dir"
     with caplog.at_level(logging.ERROR):
-        rc = train_script.main([*TINY, "--data_dir", str(missing), "--output_dir", str(tmp_path / "o")])
+        rc = train_script.main(tiny_argv(missing, tmp_path / "o"))
     assert rc == 2
     assert str(missing) in caplog.text
 
 
 def test_misspelt_key_fails_clearly(tmp_path, caplog):
     with caplog.at_level(logging.ERROR):
-        rc = train_script.main([*TINY, "--learning_rat", "0.1", "--output_dir", str(tmp_path / "o")])
+        rc = train_script.main(tiny_argv(tmp_path, tmp_path / "o", "--learning_rat", "0.1"))
     assert rc == 2
     assert "learning_rat" in caplog.text

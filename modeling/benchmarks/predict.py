@@ -34,23 +34,19 @@ import torch
 from PIL import Image
 from transformers import AutoConfig, AutoImageProcessor, ConvNextConfig, ConvNextForImageClassification, pipeline
 
-from modeling import onnx_export
+from modeling.inference import onnx_export
 
 try:
     import resource
 except ImportError:  # not on Windows: CPU time is then reported as nan
     resource = None
+from modeling.image_processing import build_image_processor
+from modeling.inference.images import default_num_workers
+from modeling.inference.predictor import Detector
+from modeling.inference.runners import OnnxRunner, TorchRunner
 from modeling.labels import ID2LABEL, LABEL2ID
-from modeling.predictor import (
-    Detector,
-    OnnxRunner,
-    TorchRunner,
-    cpu_flags,
-    cpu_has_native_bf16,
-    default_num_threads,
-    default_num_workers,
-)
-from modeling.processing import build_image_processor
+from modeling.run_folder import ONNX_FILES
+from modeling.system import available_cores, cpu_flags, cpu_has_native_bf16
 
 logger = logging.getLogger(__name__)
 
@@ -180,7 +176,7 @@ def make_methods(
             net = ConvNextForImageClassification.from_pretrained(str(model_dir), use_safetensors=True)
             runner: TorchRunner | OnnxRunner = TorchRunner(net, bf16=precision == "bf16")
         else:
-            runner = OnnxRunner(model_dir / onnx_export.ONNX_FILES[precision], precision, default_num_threads())
+            runner = OnnxRunner(model_dir / ONNX_FILES[precision], precision, available_cores())
         detector = Detector(runner, processor, config, model_dir, batch_size=batch_size, num_workers=num_workers)
         made[method] = (time.perf_counter() - start, detector.predict)
     return made
@@ -240,7 +236,7 @@ def cpu_name() -> str:
     except (OSError, subprocess.CalledProcessError, StopIteration):
         name = platform.processor() or platform.machine()
     isa = "AVX-512" if "avx512f" in cpu_flags() else "AVX2" if "avx2" in cpu_flags() else "?"
-    return f"{name}, {default_num_threads()} cores, {isa}, native bf16: {'yes' if cpu_has_native_bf16() else 'no'}"
+    return f"{name}, {available_cores()} cores, {isa}, native bf16: {'yes' if cpu_has_native_bf16() else 'no'}"
 
 
 def format_table(results: dict[str, MethodResult], starts: dict[str, float]) -> str:
@@ -332,7 +328,7 @@ def profile_exports(model_dir: Path, paths: Sequence[str], methods: Sequence[str
     batches, _ = onnx_export.load_pixels(paths, processor, limit=batch_size, batch_size=batch_size)
     pixels = torch.cat(batches).numpy()
     return {
-        m: profile_operators(model_dir / onnx_export.ONNX_FILES[m.split("-")[1]], pixels)
+        m: profile_operators(model_dir / ONNX_FILES[m.split("-")[1]], pixels)
         for m in methods
         if m.startswith("onnx")
     }
@@ -342,12 +338,12 @@ def prepare_onnx(model_dir: Path, paths: Sequence[str], methods: Sequence[str]) 
     """fp32 export (parity-checked on the benchmark images) and static int8 calibrated on 64 of them."""
     start = time.perf_counter()
     if any(m.startswith("onnx") for m in methods):
-        images = onnx_export.images_from_paths(paths[:128])
+        images = onnx_export.CheckImages.unlabelled(paths[:128])
         record = onnx_export.export(model_dir, images, num_check=32)
         logger.info("fp32 ONNX parity: max |score diff| %.2e", record["fp32"]["max_abs_score_diff"])
     if "onnx-int8" in methods:
         processor = AutoImageProcessor.from_pretrained(str(model_dir))
         calibration, _ = onnx_export.load_pixels(paths[::2], processor, limit=64, batch_size=8)
-        files = onnx_export.ONNX_FILES
+        files = ONNX_FILES
         onnx_export.quantize_int8(model_dir / files["fp32"], model_dir / files["int8"], calibration)
     return time.perf_counter() - start

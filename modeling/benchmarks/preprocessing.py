@@ -15,13 +15,14 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from sklearn.metrics import accuracy_score, roc_auc_score
 from transformers import AutoImageProcessor, AutoModelForImageClassification
 
-from modeling.data import load_manifest
-from modeling.demo_data import AI_SOURCES, REAL_SOURCES, make_large_image
+from modeling.data.demo import AI_SOURCES, REAL_SOURCES, make_large_image
+from modeling.data.manifest import load_manifest
+from modeling.image_processing import build_image_processor, load_image, processor_crop_size
 from modeling.labels import AI_LABEL_ID
-from modeling.processing import build_image_processor, load_image, processor_crop_size
+from modeling.metrics import detection_metrics
+from modeling.run_folder import MANIFEST
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -40,8 +41,8 @@ def _scores(model, processor, images, batch_size: int = 32) -> np.ndarray:
 
 
 def _row(name: str, labels: np.ndarray, scores: np.ndarray) -> str:
-    auc = roc_auc_score(labels, scores)
-    acc = accuracy_score(labels, scores >= 0.5)
+    figures = detection_metrics(labels, scores, 0.5)
+    auc, acc = figures["roc_auc"], figures["accuracy"]
     return f"{name:<34} {auc:>8.4f} {acc:>9.4f}"
 
 
@@ -51,7 +52,7 @@ def run(args: argparse.Namespace) -> int:
     side = processor_crop_size(saved)[0]
     kinds = {k: build_image_processor(k, side, saved.image_mean, saved.image_std) for k in ("crop", "resize")}
 
-    manifest = load_manifest(Path(args.model) / "manifest.csv")
+    manifest = load_manifest(Path(args.model) / MANIFEST)
     test = manifest[(manifest["split"] == "test")]
     small = [load_image(Path(args.data_dir) / p) for p in test["path"]]
     small_labels = test["label"].to_numpy()

@@ -37,18 +37,21 @@ from transformers import Trainer
 
 from modeling.benchmarks.memory import half_dtype, parse_run_config
 from modeling.config import ConfigError, RunConfig
-from modeling.data import DataError, build_manifest, read_index, save_manifest
-from modeling.modeling import build_model
-from modeling.processing import build_image_processor, collate_fn
-from modeling.training import build_datasets, check_precision, clean_manifest, ensure_demo_data, prepare_manifest
+from modeling.data.index import DataError, read_index
+from modeling.data.manifest import build_manifest, save_manifest
+from modeling.image_processing import build_image_processor, collate_fn
+from modeling.model import build_model
+from modeling.run_folder import MANIFEST
+from modeling.training.data import build_datasets, clean_manifest, ensure_demo_data, prepare_manifest
+from modeling.training.run import check_precision
 
 logger = logging.getLogger(__name__)
 
 # The CPU stand-in for ConvNeXt-Tiny: the demo's architecture, small enough for a CPU, not a toy load.
 TINY_MODEL = {"hidden_sizes": [24, 48, 96, 192], "depths": [1, 1, 2, 1], "patch_size": 2}
 
-# ArtiFact rows per source, approximately (shared/ARTIFACT_FORMAT.md; sources it gives no figure for get
-# its "most generators 10k to 20k"); the total is 2,496,743, scaled to --startup_rows.
+# ArtiFact rows per source, approximately (the dataset's own charts; sources they give no figure for get
+# "most generators 10k to 20k"); the total is 2,496,743, scaled to --startup_rows.
 ARTIFACT_COUNTS = {
     **{s: (n, 0) for s, n in {
         "afhq": 32_000, "celebahq": 30_000, "coco": 160_000, "ffhq": 70_000, "imagenet": 97_000,
@@ -150,7 +153,7 @@ def build_train_loader(config: RunConfig, work_dir: Path) -> tuple[torch.nn.Modu
     for full_pass in ("validate_files", "dedup"):  # one-off passes over every file: start-up, not throughput
         if hasattr(config.data, full_pass):
             setattr(config.data, full_pass, False)
-    check_precision(config)
+    check_precision(config.training)
     ensure_demo_data(config)
     manifest = prepare_manifest(config, work_dir)
     processor = build_image_processor(
@@ -246,7 +249,7 @@ def measure_startup(config: RunConfig, root: Path, output_dir: Path) -> dict[str
     manifest = build_manifest(root, layout="artifact", num_real=0, num_ai=0, seed=config.training.seed)
     times["build_manifest (index + subset + split)"] = time.perf_counter() - start
     start = time.perf_counter()
-    save_manifest(manifest, output_dir / "manifest.csv")
+    save_manifest(manifest, output_dir / MANIFEST)
     times["save_manifest (the run's copy)"] = time.perf_counter() - start
     start = time.perf_counter()
     processor = build_image_processor(config.model.processor, config.model.image_size)

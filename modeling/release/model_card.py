@@ -1,63 +1,43 @@
-"""The release: a model card written into the model folder, and a push of that folder to the Hub.
+"""The model card: README.md in a model folder, written from what the folder holds and nothing else.
 
-    python scripts/push_to_hub.py --model outputs/demo --repo_id USER/NAME [--private]
-
-The card (huggingface_hub `ModelCard`, saved as README.md) is rebuilt from what the folder holds:
-config.json, training_config.yaml, manifest.csv, calibration.json and the test evaluation in
-`eval/`. Its `model-index` metadata carries test accuracy and ROC-AUC. The upload is an explicit
-list of files (safetensors weights, configs, processor, card, evaluation files and plots): never
-checkpoints, optimizer state or pickles.
-
-The token comes only from the environment (`HF_TOKEN`) or `hf auth login`; this module never reads
-it beyond checking that one exists, and never logs or writes it.
+It reads config.json, training_config.yaml, run_info.json (package version and commit), manifest.csv,
+calibration.json and the test evaluation in eval/ (names: `modeling.run_folder`), so a card
+can be rebuilt from a downloaded folder. Its `model-index` metadata carries the test figures on
+the seen generators, and on held-out (unseen) generators as a result of its own.
 """
 
 from __future__ import annotations
 
-import json
 import logging
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
-import yaml
-from huggingface_hub import EvalResult, HfApi, ModelCard, ModelCardData, constants, get_token
+from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
-from modeling import evaluation
-from modeling.calibration import CALIBRATION_FILE
-from modeling.config import ConfigError, RunConfig
-from modeling.data import DataError
-from modeling.demo_data import AI_SOURCES, REAL_SOURCES
+from modeling.metrics import ECE_BINS, REPORT_KEYS, SECTIONS
+from modeling.run_folder import (
+    CALIBRATION,
+    CARD,
+    EVAL_DIR,
+    MANIFEST,
+    MODEL_CONFIG,
+    PER_SOURCE,
+    PLOTS,
+    ROBUSTNESS,
+    RUN_INFO,
+    RunFolder,
+)
 
 logger = logging.getLogger(__name__)
 
-CARD_FILE = "README.md"
-WEIGHTS_FILE = "model.safetensors"
-REQUIRED_FILES = ("config.json", WEIGHTS_FILE, "preprocessor_config.json")
-UPLOAD_TOP_LEVEL = (
-    "config.json", WEIGHTS_FILE, "preprocessor_config.json", CARD_FILE, CALIBRATION_FILE,
-    "training_config.yaml", "manifest.csv", "all_results.json", "train_results.json",
-    "validation_results.json", "test_results.json", "test_unseen_results.json",
-)
-UPLOAD_EVAL = ("metrics.json", "per_source.csv", "robustness.csv", "roc_curve.png", "reliability_diagram.png",
-               "confusion_matrix.png", "per_source.png", "robustness.png")
-PLOTS = {
-    "roc_curve.png": "ROC curve",
-    "reliability_diagram.png": "Reliability diagram",
-    "confusion_matrix.png": "Confusion matrix",
-    "per_source.png": "Per-source rates",
-    "robustness.png": "Robustness",
-}
-TRUE_VALUES = {"1", "ON", "YES", "TRUE"}
+ARTIFACT_DATASET = "awsaf49/artifact-dataset"  # its Kaggle id; users download it themselves
 
 
-class HubError(RuntimeError):
-    """A push that cannot happen; the message says why and what to do. Nothing was changed."""
+class CardError(RuntimeError):
+    """The folder is not a trained model folder."""
 
-
-# --------------------------------------------------------------------------- reading the folder
 
 
 @dataclass
@@ -67,15 +47,12 @@ class CardInputs:
     model_dir: Path
     config: dict[str, Any]
     training: dict[str, Any]
+    run_info: dict[str, Any]
     calibration: dict[str, Any] | None
     metrics: dict[str, Any] | None
     per_source: pd.DataFrame | None
     robustness: pd.DataFrame | None
     manifest_counts: pd.DataFrame | None
-
-
-def _read_json(path: Path) -> dict[str, Any] | None:
-    return json.loads(path.read_text()) if path.is_file() else None
 
 
 def _read_csv(path: Path) -> pd.DataFrame | None:
@@ -90,26 +67,25 @@ def _manifest_counts(path: Path) -> pd.DataFrame | None:
     manifest["label"] = manifest["label"].map({"0": "real", "1": "ai"})
     counts = manifest.pivot_table(index=["source", "label"], columns="split", values="path", aggfunc="count",
                                   fill_value=0)
-    columns = [s for s in ("train", "validation", "test") if s in counts.columns]
+    columns = [s for s in ("train", "validation", "test") if s in counts.columns]  # the manifest's split order
     return counts[columns].reset_index().sort_values(["label", "source"], ascending=[False, True])
 
 
 def read_card_inputs(model_dir: str | Path) -> CardInputs:
-    model_dir = Path(model_dir)
-    config = _read_json(model_dir / "config.json")
+    run = RunFolder(model_dir)
+    config = run.read_json(MODEL_CONFIG)
     if config is None:
-        raise HubError(f"{model_dir / 'config.json'} not found: is {model_dir} a trained model folder?")
-    training_path = model_dir / evaluation.TRAINING_CONFIG
-    eval_dir = model_dir / evaluation.DEFAULT_EVAL_DIR
+        raise CardError(f"{run / MODEL_CONFIG} not found: is {model_dir} a trained model folder?")
     return CardInputs(
-        model_dir=model_dir,
+        model_dir=run.root,
         config=config,
-        training=(yaml.safe_load(training_path.read_text()) or {}) if training_path.is_file() else {},
-        calibration=_read_json(model_dir / CALIBRATION_FILE),
-        metrics=_read_json(eval_dir / "metrics.json"),
-        per_source=_read_csv(eval_dir / "per_source.csv"),
-        robustness=_read_csv(eval_dir / "robustness.csv"),
-        manifest_counts=_manifest_counts(model_dir / evaluation.MODEL_MANIFEST),
+        training=run.training_config(),
+        run_info=run.read_json(RUN_INFO) or {},
+        calibration=run.read_json(CALIBRATION),
+        metrics=run.metrics(),
+        per_source=_read_csv(run.eval_dir / PER_SOURCE),
+        robustness=_read_csv(run.eval_dir / ROBUSTNESS),
+        manifest_counts=_manifest_counts(run / MANIFEST),
     )
 
 
@@ -133,9 +109,8 @@ def markdown_table(frame: pd.DataFrame) -> str:
 
 
 def _data_kind(inputs: CardInputs) -> str:
-    """"demo" (generated demo data), "folder" (the user's real/ and ai/ folders) or "artifact"."""
-    sources = set() if inputs.manifest_counts is None else set(inputs.manifest_counts["source"])
-    if inputs.training.get("demo_data") or (sources and sources <= set(REAL_SOURCES + AI_SOURCES)):
+    """"demo" (the generated demo data, as the run recorded), "folder" (real/ and ai/ folders) or "artifact"."""
+    if inputs.run_info.get("demo_data") or inputs.training.get("demo_data"):
         return "demo"
     return "folder" if inputs.training.get("layout") == "folder" else "artifact"
 
@@ -143,33 +118,42 @@ def _data_kind(inputs: CardInputs) -> str:
 def _dataset_name(inputs: CardInputs) -> tuple[str, str]:
     """(model-index dataset type, name)."""
     return {
-        "demo": ("synthetic-demo", "Synthetic demo data (modeling/demo_data.py)"),
+        "demo": ("synthetic-demo", "Synthetic demo data (modeling/data/demo.py)"),
         "folder": ("imagefolder", "Custom real/ and ai/ image folders"),
         "artifact": ("artifact", "ArtiFact"),
     }[_data_kind(inputs)]
 
 
-def card_data(inputs: CardInputs, model_name: str) -> ModelCardData:
-    """Hub metadata; `model-index` holds test accuracy and ROC-AUC when the folder has an evaluation."""
-    results = []
-    overall = (inputs.metrics or {}).get("all") or {}
+def _eval_results(inputs: CardInputs) -> list[EvalResult]:
+    """Test accuracy and ROC-AUC on the seen generators (the headline), and on unseen ones apart."""
+    metrics = inputs.metrics or {}
     dataset_type, dataset_name = _dataset_name(inputs)
-    for key, name in (("accuracy", "Accuracy"), ("roc_auc", "ROC-AUC")):
-        if overall.get(key) is not None:
-            results.append(EvalResult(
-                task_type="image-classification", task_name="AI-generated image detection",
-                dataset_type=dataset_type, dataset_name=dataset_name, dataset_split="test",
-                metric_type=key, metric_name=name, metric_value=round(float(overall[key]), 4),
-            ))
+    splits = {"test": metrics.get("seen") or metrics.get("all") or {}, "test_unseen": metrics.get("unseen") or {}}
+    return [
+        EvalResult(
+            task_type="image-classification", task_name="AI-generated image detection",
+            dataset_type=dataset_type, dataset_name=dataset_name, dataset_split=split,
+            metric_type=key, metric_name=name, metric_value=round(float(section[key]), 4),
+        )
+        for split, section in splits.items()
+        for key, name in (("accuracy", "Accuracy"), ("roc_auc", "ROC-AUC"))
+        if section.get(key) is not None
+    ]
+
+
+def card_data(inputs: CardInputs, model_name: str) -> ModelCardData:
+    """Hub metadata: licence, base model, dataset, test results (see `_eval_results`)."""
+    kind = _data_kind(inputs)
     return ModelCardData(
         model_name=model_name,
         license="apache-2.0",
         library_name="transformers",
         pipeline_tag="image-classification",
-        tags=["ai-generated-image-detection", "convnext", "image-forensics"]
-        + (["artifact"] if _data_kind(inputs) == "artifact" else []),
+        base_model=inputs.training.get("model_name_or_path") or None,
+        datasets=[ARTIFACT_DATASET] if kind == "artifact" else None,
+        tags=["ai-generated-image-detection", "convnext", "image-forensics"] + ([kind] if kind == "artifact" else []),
         metrics=["accuracy", "roc_auc"],
-        eval_results=results or None,
+        eval_results=_eval_results(inputs) or None,
     )
 
 
@@ -211,8 +195,19 @@ def _summary_section(inputs: CardInputs, model_name: str, repo_id: str) -> str:
         "",
         "Preprocessing comes from `preprocessor_config.json` (the one used in training); "
         + _processor_sentence(inputs),
+        "",
+        _provenance(inputs),
     ]
     return "\n".join(lines)
+
+
+def _provenance(inputs: CardInputs) -> str:
+    info = inputs.run_info
+    if not info:
+        return "Made by the artifact-detector package (no run_info.json in this folder)."
+    commit = info.get("git_commit") or "not a git checkout"
+    return (f"Made by artifact-detector {info.get('package_version')} (commit {commit}) with transformers "
+            f"{info.get('transformers')} and torch {info.get('torch')}.")
 
 
 def _processor_sentence(inputs: CardInputs) -> str:
@@ -273,7 +268,7 @@ def _data_section(inputs: CardInputs) -> str:
     t = inputs.training
     kind = _data_kind(inputs)
     if kind == "demo":
-        intro = ("Synthetic demo data generated offline by `modeling/demo_data.py` (procedural scenes and textures "
+        intro = ("Synthetic demo data generated offline by `modeling/data/demo.py` (procedural scenes and textures "
                  "as real; the same kind of content passed through upsampling decoders as ai), made the ArtiFact "
                  "way (random square crop, resize to 200, JPEG 65-100 for both classes). **This is a demo model, "
                  "not a detector for real-world images.**")
@@ -322,25 +317,23 @@ def _training_section(inputs: CardInputs) -> str:
     return "\n".join(lines)
 
 
-METRIC_ROWS = ("n_images", "accuracy", "roc_auc", "average_precision", "f1", "precision", "recall",
-               "false_positive_rate", "tpr_at_fpr_1pct", "tpr_at_fpr_5pct", "ece", "ece_before_calibration", "brier")
-
-
 def _evaluation_section(inputs: CardInputs) -> str:
     m = inputs.metrics
     lines = ["## Evaluation", ""]
     if not m:
         lines.append("This folder holds no evaluation (`eval/metrics.json`); run `scripts/evaluate.py`.")
         return "\n".join(lines)
-    sections = [s for s in ("all", "seen", "unseen") if s in m]
-    columns = {"metric": list(METRIC_ROWS), **{s: [m[s].get(k) for k in METRIC_ROWS] for s in sections}}
+    sections = [s for s in SECTIONS if s in m]
+    columns = {"metric": list(REPORT_KEYS), **{s: [m[s].get(k) for k in REPORT_KEYS] for s in sections}}
     table = pd.DataFrame(columns, dtype=object)  # object: counts stay integers
     lines += [
         f"Test data: {m.get('data')}. Thresholded figures use the decision threshold "
         f"{_fmt(m.get('decision_threshold'))}; recall is the detection rate of ai images, the false-positive rate "
-        "the share of real images called ai. ECE uses 15 equal-width bins of P(ai)."
+        f"the share of real images called ai. ECE uses {ECE_BINS} equal-width bins of P(ai)."
         + (" *seen*: generators present in training; *unseen*: held-out generators against the same real "
            "images." if "unseen" in sections else ""),
+        "",
+        _operating_point(m),
         "",
         markdown_table(table),
     ]
@@ -350,12 +343,23 @@ def _evaluation_section(inputs: CardInputs) -> str:
         lines += ["", "### Robustness", "",
                   "The same test images, degraded before preprocessing (JPEG re-save at quality 95/75/50, downscale "
                   "by 0.5, Gaussian blur sigma 1, WebP re-encode):", "", markdown_table(inputs.robustness)]
-    eval_dir = inputs.model_dir / evaluation.DEFAULT_EVAL_DIR
-    figures = [f"![{title}]({evaluation.DEFAULT_EVAL_DIR}/{name})" for name, title in PLOTS.items()
-               if (eval_dir / name).is_file()]
+    figures = [f"![{title}]({EVAL_DIR}/{name})" for name, title in PLOTS.items()
+               if (inputs.model_dir / EVAL_DIR / name).is_file()]
     if figures:
         lines += ["", "### Plots", "", *figures]
     return "\n".join(lines)
+
+
+def _operating_point(metrics: dict[str, Any]) -> str:
+    """The decision threshold's consequences in one sentence: what users of the label get."""
+    point = metrics.get("operating_point") or {}
+    text = (f"**Operating point** (threshold {_fmt(metrics.get('decision_threshold'))}, rule "
+            f"`{metrics.get('decision_threshold_rule')}`): false-positive rate on real test images "
+            f"{_fmt(point.get('false_positive_rate_real'))}, detection rate on seen generators "
+            f"{_fmt(point.get('detection_rate_seen'))}")
+    if point.get("detection_rate_unseen") is not None:
+        text += f", on held-out (unseen) generators {_fmt(point['detection_rate_unseen'])}"
+    return text + "."
 
 
 def _calibration_section(inputs: CardInputs) -> str:
@@ -413,111 +417,7 @@ def build_model_card(model_dir: str | Path, repo_id: str | None = None) -> Model
 
 def write_model_card(model_dir: str | Path, repo_id: str | None = None) -> Path:
     """Write README.md into the model folder (also done at the end of every training)."""
-    path = Path(model_dir) / CARD_FILE
+    path = Path(model_dir) / CARD
     build_model_card(model_dir, repo_id).save(path)
     logger.info("model card written to %s", path)
     return path
-
-
-# --------------------------------------------------------------------------- the push
-
-
-def hub_offline() -> bool:
-    """HF_HUB_OFFLINE read now (huggingface_hub reads it once, at import)."""
-    return bool(constants.HF_HUB_OFFLINE) or os.environ.get("HF_HUB_OFFLINE", "").upper() in TRUE_VALUES
-
-
-def check_push_ready() -> None:
-    """Raise HubError, before anything is written or sent, if a push cannot work."""
-    if hub_offline():
-        raise HubError("HF_HUB_OFFLINE=1 is set, so nothing can be pushed to the Hugging Face Hub; unset it "
-                       "(and make sure the machine is online), then push again.")
-    if get_token() is None:
-        raise HubError("No Hugging Face token found: run `hf auth login` or set the HF_TOKEN environment "
-                       "variable, then push again.")
-
-
-def upload_files(model_dir: str | Path) -> list[str]:
-    """The files that go up, relative to the folder: weights (safetensors only), configs, card, evaluation."""
-    model_dir = Path(model_dir)
-    missing = [name for name in REQUIRED_FILES if not (model_dir / name).is_file()]
-    if missing:
-        raise HubError(f"{model_dir} lacks {missing}: push a folder written by training "
-                       "(weights as model.safetensors, with config.json and preprocessor_config.json).")
-    names = [n for n in UPLOAD_TOP_LEVEL if (model_dir / n).is_file()]
-    names += [f"{evaluation.DEFAULT_EVAL_DIR}/{n}" for n in UPLOAD_EVAL
-              if (model_dir / evaluation.DEFAULT_EVAL_DIR / n).is_file()]
-    return names
-
-
-def push_model_folder(
-    model_dir: str | Path,
-    repo_id: str,
-    private: bool = False,
-    commit_message: str = "Upload AI-image detector",
-) -> str:
-    """Create the repo if needed, refresh the card with the repo id, upload the files; returns the repo URL.
-
-    All checks run before any change: an offline machine, a missing token or an incomplete folder
-    raise HubError and leave the folder as it was.
-    """
-    model_dir = Path(model_dir)
-    upload_files(model_dir)
-    check_push_ready()
-    api = HfApi()  # the token is found by huggingface_hub itself (HF_TOKEN or `hf auth login`)
-    url = api.create_repo(repo_id, private=private, exist_ok=True)
-    repo_id = getattr(url, "repo_id", None) or repo_id
-    write_model_card(model_dir, repo_id)
-    files = upload_files(model_dir)
-    logger.info("uploading %d files to %s: %s", len(files), repo_id, ", ".join(files))
-    api.upload_folder(repo_id=repo_id, folder_path=str(model_dir), allow_patterns=files,
-                      commit_message=commit_message)
-    return str(url)
-
-
-# --------------------------------------------------------------------------- the end of a training run
-
-
-def disable_trainer_push(config: RunConfig) -> bool:
-    """Take the push away from Trainer (it would create the repo at init, which fails offline) and
-    check now, before hours of training, that the push at the end can work. Returns whether to push."""
-    args = config.training
-    push = bool(args.push_to_hub)
-    args.push_to_hub = False
-    if push:
-        try:
-            check_push_ready()
-        except HubError as err:
-            raise ConfigError(f"push_to_hub is set but {err}") from err
-    return push
-
-
-def finish_training(trainer: Any, config: RunConfig, output_dir: str | Path, push: bool) -> None:
-    """After the final metrics: test evaluation files for the card, the card, and the optional push.
-
-    A failed push is logged with the command that retries it; the local folder is complete either way.
-    """
-    output_dir = Path(output_dir)
-    args = config.training
-    trainer.accelerator.wait_for_everyone()  # every process loads the weights the main process saved
-    robustness = bool(getattr(config.run, "evaluate_robustness", True))
-    try:
-        data = evaluation.resolve_eval_data(output_dir, data_dir=config.data.data_dir, split="test")
-        evaluation.run_evaluation(
-            output_dir, data, output_dir / evaluation.DEFAULT_EVAL_DIR, batch_size=args.per_device_eval_batch_size,
-            num_workers=args.dataloader_num_workers, robustness=robustness, accelerator=trainer.accelerator,
-        )
-    except DataError as err:
-        logger.warning("no test evaluation for the model card: %s", err)
-    if not trainer.is_world_process_zero():
-        return
-    repo_id = args.hub_model_id or output_dir.resolve().name
-    write_model_card(output_dir, repo_id if push else None)
-    if push:
-        try:
-            url = push_model_folder(output_dir, repo_id, private=bool(args.hub_private_repo))
-            logger.info("pushed to %s", url)
-        except Exception as err:  # the run's results are on disk; say how to retry instead of losing them
-            logger.error("push to the Hub failed (%s); the model folder %s is complete. Retry with: "
-                         "python scripts/push_to_hub.py --model %s --repo_id %s", err, output_dir, output_dir, repo_id)
-

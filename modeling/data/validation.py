@@ -5,7 +5,7 @@ interrupted copy, or in a pixel mode the pipeline cannot convert. `validate_file
 selected file in parallel (one process per core, a progress bar), and `drop_bad_files` removes
 them from a manifest and writes their list (CSV) beside it, so training never sees them.
 
-The check decodes each image the way training does (`processing.load_image`), but a JPEG is
+The check decodes each image the way training does (`image_processing.load_image`), but a JPEG is
 decoded at 1/8 scale (`Image.draft`): the entropy-coded data is still read to its end, so a
 truncated file fails exactly as in training, at a fraction of the cost of a full decode.
 """
@@ -13,7 +13,6 @@ truncated file fails exactly as in training, at a fraction of the cost of a full
 from __future__ import annotations
 
 import logging
-import os
 import warnings
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
@@ -24,23 +23,15 @@ import pandas as pd
 from PIL import Image
 from tqdm.auto import tqdm
 
-from modeling.processing import ImageLoadError, load_image
+from modeling.image_processing import ImageLoadError, load_image
+from modeling.system import available_cores
 
 logger = logging.getLogger(__name__)
 
-BAD_FILES_NAME = "bad_files.csv"
 BAD_FILE_COLUMNS = ["path", "source", "reason", "detail"]
 REASONS = ("missing", "empty", "unreadable", "truncated", "unsupported_mode", "too_large")
 # Below this many files a process pool costs more to start than it saves.
 _MIN_PARALLEL = 512
-
-
-def default_workers() -> int:
-    """CPU cores this process may use (respects taskset/cgroup affinity where the OS exposes it)."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # macOS, Windows
-        return max(1, os.cpu_count() or 1)
 
 
 def check_image_file(path: str | Path) -> tuple[str, str] | None:
@@ -124,7 +115,7 @@ def validate_files(
         raise ValueError(f"got {len(sources)} sources for {len(paths)} paths")
     prefix = Path(root) if root is not None else Path()
     full_paths = [str(prefix / p) for p in paths]
-    workers = workers or default_workers()
+    workers = workers or available_cores()
     bar = tqdm(total=len(paths), desc="validating images", unit="img", disable=not progress)
     results: list[tuple[str, str] | None] = []
     if workers == 1 or len(paths) < _MIN_PARALLEL:

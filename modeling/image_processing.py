@@ -1,8 +1,8 @@
-"""The one preprocessing path: decoding, the saved image processor, and training augmentations.
+"""The one preprocessing path: decoding, the saved image processor, and batching.
 
-Training, evaluation, prediction and the demo all decode with `load_image` and normalise with the
-image processor saved beside the weights, so every consumer sees the same pixels. Augmentations
-only run before that shared step, at training time.
+Training, evaluation, prediction and the web demo all decode with `load_image` and normalise with
+the image processor saved beside the weights, so every consumer sees the same pixels. Training's
+augmentations (`modeling.augmentation`) run between the two, and only there.
 """
 
 from __future__ import annotations
@@ -12,25 +12,28 @@ import logging
 import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import torch
 from PIL import Image, ImageOps
-from torchvision.transforms import v2
 from transformers import BitImageProcessor, ConvNextImageProcessor
 from transformers.image_processing_utils import BaseImageProcessor
-
-if TYPE_CHECKING:
-    from modeling.config import AugmentArguments
 
 logger = logging.getLogger(__name__)
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 PROCESSOR_KINDS = ("crop", "resize")
+# what training indexes in a folder and prediction picks up from one: the formats PIL decodes here
+IMAGE_EXTENSIONS = frozenset(".jpg .jpeg .jpe .jfif .png .webp .gif .bmp .tif .tiff .avif .ppm .pgm .pbm".split())
 
 ImageInput = str | Path | bytes | Image.Image | dict
+
+
+def is_image_name(name: str | Path) -> bool:
+    """True for a file name with one of IMAGE_EXTENSIONS (any case)."""
+    return Path(name).suffix.lower() in IMAGE_EXTENSIONS
 
 
 class ImageLoadError(ValueError):
@@ -156,47 +159,6 @@ def processor_crop_size(processor: BaseImageProcessor) -> tuple[int, int]:
     size = processor.size
     edge = size.get("shortest_edge") or size.get("height")
     return int(edge), int(size.get("width", edge))
-
-
-class RandomRescale(torch.nn.Module):
-    """Mild antialiased rescale by a random factor: resized images are common in the wild."""
-
-    def __init__(self, scale_range: tuple[float, float]):
-        super().__init__()
-        self.scale_range = scale_range
-
-    def forward(self, img: torch.Tensor) -> torch.Tensor:
-        lo, hi = self.scale_range
-        factor = float(torch.empty(1).uniform_(lo, hi))
-        h, w = img.shape[-2:]
-        size = [max(1, round(h * factor)), max(1, round(w * factor))]
-        return v2.functional.resize(img, size, interpolation=v2.InterpolationMode.BICUBIC, antialias=True)
-
-
-def build_train_transforms(
-    crop: tuple[int, int], aug: AugmentArguments, resize_short_side: int | None = None
-) -> Callable[[Image.Image], torch.Tensor]:
-    """PIL RGB -> uint8 (C, H, W) tensor of the training crop size, augmented.
-
-    This does the processor's geometry the training way (a random crop where evaluation takes the
-    center crop; first a short-side resize for a "resize" processor); the result then goes through
-    the same processor as evaluation with its own resize/crop switched off, so normalisation is shared.
-    """
-    steps: list[torch.nn.Module] = [v2.ToImage()]
-    if resize_short_side:
-        steps.append(v2.Resize(resize_short_side, interpolation=v2.InterpolationMode.BICUBIC, antialias=True))
-    if aug.rescale_prob > 0:
-        steps.append(v2.RandomApply([RandomRescale(tuple(aug.rescale_range))], p=aug.rescale_prob))
-    steps.append(v2.RandomCrop(crop, pad_if_needed=True))  # native pixels: never resampled
-    if aug.hflip_prob > 0:
-        steps.append(v2.RandomHorizontalFlip(aug.hflip_prob))
-    if aug.blur_prob > 0:
-        steps.append(v2.RandomApply([v2.GaussianBlur(kernel_size=9, sigma=aug.blur_sigma)], p=aug.blur_prob))
-    if aug.jpeg_prob > 0:
-        steps.append(v2.RandomApply([v2.JPEG(quality=list(aug.jpeg_quality))], p=aug.jpeg_prob))
-    if aug.grayscale_prob > 0:
-        steps.append(v2.RandomGrayscale(p=aug.grayscale_prob))
-    return v2.Compose(steps)
 
 
 class BatchTransform:

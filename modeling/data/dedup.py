@@ -24,13 +24,12 @@ from typing import Any
 import pandas as pd
 from tqdm.auto import tqdm
 
-from modeling.validation import default_workers
+from modeling.data.manifest import SPLITS
+from modeling.system import available_cores
 
 logger = logging.getLogger(__name__)
 
-DEDUP_NAME = "dedup.json"
 HASH_NAME = "blake2b-128"
-SPLIT_ORDER = ("train", "validation", "test")
 _CHUNK = 1 << 20
 
 
@@ -52,7 +51,7 @@ def hash_files(
     """Digests in input order; threads, since the work is I/O and GIL-free hashing."""
     prefix = Path(root) if root is not None else Path()
     full_paths = [prefix / p for p in paths]
-    threads = workers or min(32, 4 * default_workers())
+    threads = workers or min(32, 4 * available_cores())
     with ThreadPoolExecutor(threads) as pool:
         results = pool.map(file_digest, full_paths)
         return list(tqdm(results, total=len(full_paths), desc="hashing images", unit="img", disable=not progress))
@@ -69,7 +68,7 @@ def find_cross_split_duplicates(manifest: pd.DataFrame, digests: Sequence[str | 
             "path": manifest["path"].to_numpy(),
             "split": manifest["split"].to_numpy(),
             "digest": list(digests),
-            "rank": manifest["split"].map({s: i for i, s in enumerate(SPLIT_ORDER)}).to_numpy(),
+            "rank": manifest["split"].map({s: i for i, s in enumerate(SPLITS)}).to_numpy(),
         }
     ).dropna(subset=["digest"])
     # the kept copy of each content: earliest split, then smallest path (deterministic)
@@ -95,7 +94,7 @@ def duplicate_report(manifest: pd.DataFrame, digests: Sequence[str | None], remo
         "hash": HASH_NAME,
         "files_hashed": int(len(frame)),
         "files_unreadable": int(len(manifest) - len(frame)),
-        "removed": {split: int((removed["split"] == split).sum()) for split in SPLIT_ORDER[1:]},
+        "removed": {split: int((removed["split"] == split).sum()) for split in SPLITS[1:]},
         "removed_total": int(len(removed)),
         # copies inside one split are kept: they weigh an image twice but leak nothing
         "within_split_duplicates": within,

@@ -1,13 +1,9 @@
-"""Trainer hooks that keep a long run alive and resumable.
+"""Stopping and resuming: what keeps a long run alive across signals and kills.
 
 - `StopOnSignal`: SIGTERM (a scheduler's or `kill`'s polite stop) saves a checkpoint at the end of
-  the current optimizer step, then ends training; `train` raises `TrainingInterrupted` so the run
-  is not mistaken for a finished one. A second SIGTERM falls through to the previous handler.
+  the current optimizer step, then ends training; the run raises `TrainingInterrupted` so it is
+  not mistaken for a finished one. A second SIGTERM falls through to the previous handler.
   (transformers' own `enable_jit_checkpoint` waits 3 s first and then reports a normal finish.)
-- `collate_counting_skips` + `ReliableTrainer`: unreadable images dropped by `collate_fn` are
-  counted in the batch itself, so the count survives DataLoader worker processes, and the trainer
-  adds it to every training log line (`skipped_images`) and to eval metrics (`<prefix>_skipped_images`).
-  Its DataLoader workers ignore SIGTERM, so a signal to the whole process group still ends cleanly.
 - `last_complete_checkpoint`: the newest checkpoint whose `trainer_state.json` was written, so a
   SIGKILL during a checkpoint write resumes from the previous one instead of failing.
 """
@@ -18,21 +14,16 @@ import json
 import logging
 import re
 import signal
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import torch
-from torch.utils.data import DataLoader
-from transformers import Trainer, TrainerCallback, TrainerControl, TrainerState, TrainingArguments
+from transformers import TrainerCallback, TrainerControl, TrainerState, TrainingArguments
+from transformers.trainer import TRAINER_STATE_NAME  # written last by Trainer._save_checkpoint
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
-
-from modeling.processing import collate_fn
 
 logger = logging.getLogger(__name__)
 
-SKIPPED_KEY = "num_skipped_images"
-TRAINER_STATE_NAME = "trainer_state.json"  # written last by Trainer._save_checkpoint
 _CHECKPOINT_RE = re.compile(rf"^{PREFIX_CHECKPOINT_DIR}-(\d+)$")
 
 
@@ -109,84 +100,6 @@ def any_rank(flag: bool, device: torch.device) -> bool:
     value = torch.tensor([int(flag)], device=device)
     torch.distributed.all_reduce(value, op=torch.distributed.ReduceOp.MAX)
     return bool(value.item())
-
-
-def collate_counting_skips(examples: list[dict[str, Any]]) -> dict[str, Any]:
-    """`collate_fn`, plus how many examples it dropped; the count travels with the batch."""
-    skipped = sum(1 for ex in examples if ex["pixel_values"] is None)
-    batch = collate_fn(examples)
-    batch[SKIPPED_KEY] = skipped
-    return batch
-
-
-class _IgnoreSigterm:
-    """DataLoader `worker_init_fn` wrapper: workers ignore SIGTERM and leave stopping to the main process.
-
-    torch's workers die on SIGTERM, and the main process then raises from its SIGCHLD handler in the
-    middle of a step; a scheduler signals the whole process group, so without this no checkpoint
-    is saved. Workers still exit when the main process ends (they are daemons and watch it).
-    """
-
-    def __init__(self, inner: Callable[[int], None] | None):
-        self.inner = inner
-
-    def __call__(self, worker_id: int) -> None:
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        if self.inner is not None:
-            self.inner(worker_id)
-
-
-def shield_workers_from_sigterm(loader: DataLoader) -> DataLoader:
-    """Make `loader`'s worker processes ignore SIGTERM (idempotent; no-op without workers)."""
-    target = getattr(loader, "base_dataloader", loader)  # accelerate wraps the torch DataLoader
-    if target.num_workers > 0 and not isinstance(target.worker_init_fn, _IgnoreSigterm):
-        target.worker_init_fn = _IgnoreSigterm(target.worker_init_fn)
-    return loader
-
-
-class ReliableTrainer(Trainer):
-    """A Trainer whose batches carry a skip count and whose workers survive a group-wide SIGTERM.
-
-    The skip count is removed before the model sees the batch and added to the logs. Counts are
-    per process (a multi-GPU run logs rank 0's), since the start of this process.
-    """
-
-    def __init__(self, *args: Any, **kwargs: Any):
-        super().__init__(*args, **kwargs)
-        self.skipped_images = 0
-        self._eval_skipped = 0
-        self._eval_prefix: str | None = None
-
-    def get_train_dataloader(self) -> DataLoader:
-        return shield_workers_from_sigterm(super().get_train_dataloader())
-
-    def get_eval_dataloader(self, eval_dataset=None) -> DataLoader:
-        return shield_workers_from_sigterm(super().get_eval_dataloader(eval_dataset))
-
-    def get_test_dataloader(self, test_dataset) -> DataLoader:
-        return shield_workers_from_sigterm(super().get_test_dataloader(test_dataset))
-
-    def training_step(self, model, inputs, num_items_in_batch=None):
-        self.skipped_images += int(inputs.pop(SKIPPED_KEY, 0))
-        return super().training_step(model, inputs, num_items_in_batch)
-
-    def prediction_step(self, model, inputs, prediction_loss_only, ignore_keys=None):
-        self._eval_skipped += int(inputs.pop(SKIPPED_KEY, 0))
-        return super().prediction_step(model, inputs, prediction_loss_only, ignore_keys=ignore_keys)
-
-    def evaluate(self, eval_dataset=None, ignore_keys=None, metric_key_prefix: str = "eval"):
-        self._eval_skipped, self._eval_prefix = 0, metric_key_prefix
-        try:
-            return super().evaluate(eval_dataset, ignore_keys=ignore_keys, metric_key_prefix=metric_key_prefix)
-        finally:
-            self._eval_prefix = None
-
-    def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
-        if "loss" in logs or "train_runtime" in logs:
-            logs["skipped_images"] = self.skipped_images
-        elif self._eval_prefix and f"{self._eval_prefix}_runtime" in logs:
-            logs[f"{self._eval_prefix}_skipped_images"] = self._eval_skipped
-        super().log(logs, start_time)
 
 
 def _is_complete(checkpoint: Path) -> bool:

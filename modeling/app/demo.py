@@ -1,6 +1,6 @@
 """The web demo: drop images, see the label, the calibrated score, where the evidence is, and whether it holds.
 
-    from modeling.app import build_app, launch
+    from modeling.app.demo import build_app, launch
     launch(build_app("outputs/demo"), port=7860)            # or: python scripts/app.py --model outputs/demo
 
 Per image the page shows:
@@ -21,7 +21,6 @@ binds 127.0.0.1 without a share link unless asked.
 from __future__ import annotations
 
 import html
-import io
 import logging
 import os
 import socket
@@ -37,9 +36,11 @@ import gradio as gr  # noqa: E402
 from PIL import Image  # noqa: E402
 from transformers import AutoModelForImageClassification  # noqa: E402
 
-from modeling.attribution import attribution_map, overlay_heatmap, view_box  # noqa: E402
-from modeling.predictor import Detector, TorchRunner  # noqa: E402
-from modeling.processing import ImageLoadError, load_image  # noqa: E402
+from modeling.app.attribution import attribution_map, overlay_heatmap, view_box  # noqa: E402
+from modeling.degradations import downscale, reencode  # noqa: E402
+from modeling.image_processing import ImageLoadError, load_image  # noqa: E402
+from modeling.inference.predictor import Detector  # noqa: E402
+from modeling.inference.runners import TorchRunner  # noqa: E402
 
 logger = logging.getLogger(__name__)
 
@@ -86,19 +87,6 @@ def stability_verdict(
 
 def _describe_variant(name: str) -> str:
     return {"original": "the original", "half": "0.5 downscale"}.get(name, f"JPEG {JPEG_QUALITY}")
-
-
-def jpeg_resave(image: Image.Image, quality: int = JPEG_QUALITY) -> bytes:
-    """The image as a JPEG file at `quality`, the way a re-upload to a social site would store it."""
-    buffer = io.BytesIO()
-    image.convert("RGB").save(buffer, format="JPEG", quality=quality)
-    return buffer.getvalue()
-
-
-def downscale(image: Image.Image, factor: float = DOWNSCALE) -> Image.Image:
-    """A smaller copy (bicubic; PIL antialiases when shrinking), at least 1 px a side."""
-    size = (max(1, round(image.width * factor)), max(1, round(image.height * factor)))
-    return image.resize(size, Image.Resampling.BICUBIC)
 
 
 class DemoPredictor:
@@ -155,7 +143,7 @@ class DemoPredictor:
             image = load_image(path)
         except ImageLoadError as err:
             return ImageReport(name, error=str(err).replace(path, name))
-        variants = self.detector.predict_images([jpeg_resave(image), downscale(image)])
+        variants = self.detector.predict_images([reencode(image, "JPEG", JPEG_QUALITY), downscale(image, DOWNSCALE)])
         rows = {"original": row, VARIANTS[1]: variants[0], VARIANTS[2]: variants[1]}
         report = ImageReport(
             name,

@@ -23,19 +23,24 @@ from __future__ import annotations
 import argparse
 import csv
 import io
+import json
 import logging
-import os
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 from tqdm.auto import tqdm
 
+from modeling.data.index import METADATA_COLUMNS, METADATA_FILE
+from modeling.system import available_cores
+
 logger = logging.getLogger(__name__)
 
 ARTIFACT_SIZE = 200
+DEMO_DATA_DIR = Path("data/demo")  # the demo's own folder (configs/demo.yaml), relative to the working directory
+DEMO_MARKER = ".demo_data.json"  # the spec that wrote the folder; hidden, so the ArtiFact index ignores it
 REAL_SOURCES = ("scenes", "textures")
 AI_SOURCES = ("upconv_gan", "latent_decoder")
 # target codes as in ArtiFact copies: 0 real, non-zero a generator-family code (not always 1)
@@ -261,10 +266,12 @@ def make_demo_data(root: str | Path, spec: DemoSpec | None = None, progress: boo
     """
     spec = spec or DemoSpec()
     root = Path(root)
+    root.mkdir(parents=True, exist_ok=True)
+    (root / DEMO_MARKER).write_text(json.dumps(asdict(spec)) + "\n")  # first: the folder is the demo's from now on
     sources = REAL_SOURCES + AI_SOURCES
     total = len(sources) * spec.images_per_source
     bar = tqdm(total=total, desc="demo data", unit="img", disable=not progress)
-    workers = max(1, min(os.cpu_count() or 1, 8))
+    workers = min(available_cores(), 8)
     # rendering is numpy-bound: one process per core; results come back in order
     with ProcessPoolExecutor(workers) as pool:
         for source in sources:
@@ -278,9 +285,9 @@ def make_demo_data(root: str | Path, spec: DemoSpec | None = None, progress: boo
                 path.write_bytes(data)
                 rows.append((rel, TARGETS[source], category))
                 bar.update(1)
-            with open(root / source / "metadata.csv", "w", newline="") as f:
+            with open(root / source / METADATA_FILE, "w", newline="") as f:
                 writer = csv.writer(f)
-                writer.writerow(["image_path", "target", "category"])
+                writer.writerow(METADATA_COLUMNS)
                 writer.writerows(rows)
     bar.close()
     logger.info("wrote %d demo images to %s", total, root)
@@ -290,7 +297,21 @@ def make_demo_data(root: str | Path, spec: DemoSpec | None = None, progress: boo
 def demo_data_exists(root: str | Path) -> bool:
     """True when every demo source folder has its metadata.csv (written last, so complete)."""
     root = Path(root)
-    return all((root / s / "metadata.csv").is_file() for s in REAL_SOURCES + AI_SOURCES)
+    return all((root / s / METADATA_FILE).is_file() for s in REAL_SOURCES + AI_SOURCES)
+
+
+def is_demo_data(root: str | Path) -> bool:
+    """True for a folder `make_demo_data` wrote (it leaves its marker there first)."""
+    return (Path(root) / DEMO_MARKER).is_file()
+
+
+def may_generate_into(root: str | Path) -> bool:
+    """Whether training may write demo data into `root`: only the demo's own folder (DEMO_DATA_DIR),
+    and only while it is absent, empty or already the demo's. A user's folder is never written."""
+    root = Path(root)
+    if root.resolve() != DEMO_DATA_DIR.resolve():
+        return False
+    return not root.exists() or is_demo_data(root) or not any(root.iterdir())
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -21,9 +21,6 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import functools
-import hashlib
-import json
 import logging
 import tempfile
 from collections.abc import Iterator, Sequence
@@ -33,17 +30,16 @@ from typing import Any
 
 import numpy as np
 import torch
-from sklearn.metrics import roc_auc_score
 from transformers import AutoImageProcessor, AutoModelForImageClassification
 
-from modeling.calibration import ai_scores
-from modeling.predictor import OnnxRunner, TorchRunner, pixel_batches
-from modeling.processing import processor_crop_size
+from modeling.image_processing import processor_crop_size
+from modeling.inference.images import pixel_batches
+from modeling.inference.runners import OnnxRunner, TorchRunner
+from modeling.metrics import ai_scores, roc_auc
+from modeling.run_folder import ONNX_FILES, RunFolder
 
 logger = logging.getLogger(__name__)
 
-ONNX_FILES = {"fp32": "model.onnx", "int8": "model_int8.onnx"}
-RECORD_FILE = "onnx_export.json"
 OPSET = 18
 FP32_TOLERANCE = 1e-3
 INT8_AUC_TOLERANCE = 0.005
@@ -52,52 +48,6 @@ INT8_OP_TYPES = ["Conv", "MatMul"]  # the classifier head (Gemm) stays fp32: it 
 
 class ExportError(RuntimeError):
     """An export whose check failed; the file is removed so that nothing can use it."""
-
-
-# --------------------------------------------------------------------------- record
-
-
-def weights_sha256(model_dir: str | Path) -> str:
-    """Hash of every safetensors file of the model: what an ONNX export was checked against."""
-    files = sorted(Path(model_dir).glob("*.safetensors"))
-    if not files:
-        raise FileNotFoundError(f"{model_dir}: no *.safetensors weights")
-    stats = tuple((str(p.resolve()), p.stat().st_size, p.stat().st_mtime_ns) for p in files)
-    return _hash_files(stats)
-
-
-@functools.lru_cache(maxsize=16)
-def _hash_files(stats: tuple[tuple[str, int, int], ...]) -> str:
-    """Cached on (path, size, mtime): loading a detector checks the hash more than once."""
-    digest = hashlib.sha256()
-    for path, _, _ in stats:
-        with open(path, "rb") as handle:
-            for block in iter(lambda: handle.read(1 << 22), b""):
-                digest.update(block)
-    return digest.hexdigest()
-
-
-def read_record(model_dir: str | Path) -> dict[str, Any]:
-    path = Path(model_dir) / RECORD_FILE
-    return json.loads(path.read_text()) if path.is_file() else {}
-
-
-def write_record(model_dir: str | Path, record: dict[str, Any]) -> None:
-    (Path(model_dir) / RECORD_FILE).write_text(json.dumps(record, indent=2) + "\n")
-
-
-def usable_export(model_dir: str | Path, kind: str) -> str | None:
-    """None when `kind` ("fp32"/"int8") may be used for this model folder, else the reason it may not."""
-    model_dir = Path(model_dir)
-    path = model_dir / ONNX_FILES[kind]
-    if not path.is_file():
-        return f"{path.name} not found"
-    entry = read_record(model_dir).get(kind) or {}
-    if not entry.get("passed"):
-        return f"{path.name} has no passing check in {RECORD_FILE}"
-    if entry.get("weights_sha256") != weights_sha256(model_dir):
-        return f"{path.name} was exported from other weights (re-export it)"
-    return None
 
 
 # --------------------------------------------------------------------------- images
@@ -111,23 +61,13 @@ class CheckImages:
     check: list[str]
     check_labels: list[int] | None = None
 
-
-def images_from_manifest(model_dir: str | Path, data_dir: str | Path | None = None) -> CheckImages:
-    """Calibrate on the run's validation rows, check on its test rows (labelled): never on training images."""
-    from modeling.evaluation import resolve_eval_data  # local import: pulls in accelerate and plotting
-
-    validation = resolve_eval_data(model_dir, data_dir, split="validation")
-    test = resolve_eval_data(model_dir, data_dir, split="test")
-    return CheckImages(
-        calibration=[str(test.root / p) for p in validation.frame["path"]],
-        check=[str(test.root / p) for p in test.frame["path"]],
-        check_labels=[int(v) for v in test.frame["label"]],
-    )
+    @classmethod
+    def unlabelled(cls, paths: Sequence[str]) -> CheckImages:
+        """Every other image calibrates, the rest check (fp32 parity only: no ROC-AUC without labels)."""
+        return cls(calibration=list(paths[::2]), check=list(paths[1::2]) or list(paths))
 
 
-def images_from_paths(paths: Sequence[str]) -> CheckImages:
-    """Unlabelled images: every other one calibrates, the rest check (no ROC-AUC without labels)."""
-    return CheckImages(calibration=list(paths[::2]), check=list(paths[1::2]) or list(paths))
+
 
 
 def load_pixels(
@@ -268,6 +208,44 @@ def quantize_int8(fp32_path: Path, int8_path: Path, calibration: Sequence[torch.
     logger.info("int8 graph: %d exact GELUs replaced by the tanh form", replaced)
 
 
+class _GeluPattern:
+    """Finds x * 0.5 * (1 + erf(x / sqrt 2)) in a graph, the pattern torch.onnx writes for GELU at opset 18."""
+
+    def __init__(self, graph: Any):
+        from onnx import numpy_helper
+
+        arrays = {i.name: numpy_helper.to_array(i) for i in graph.initializer}
+        self.consts = {name: float(a.reshape(())) for name, a in arrays.items() if a.size == 1}
+        self.producer = {out: node for node in graph.node for out in node.output}
+        self.consumers: dict[str, list[Any]] = {}
+        for node in graph.node:
+            for name in node.input:
+                self.consumers.setdefault(name, []).append(node)
+
+    def const_is(self, name: str, value: float) -> bool:
+        return name in self.consts and abs(self.consts[name] - value) < 1e-4
+
+    def sole(self, node: Any, op_type: str) -> Any | None:
+        after = self.consumers.get(node.output[0], [])
+        return after[0] if len(after) == 1 and after[0].op_type == op_type else None
+
+    def match(self, erf: Any) -> tuple[str, list[Any]] | None:
+        """(x, [div, erf, add, mul1, mul2]) when `erf` is the centre of an exact GELU, else None."""
+        div = self.producer.get(erf.input[0])
+        if div is None or div.op_type != "Div" or not self.const_is(div.input[1], 2**0.5):
+            return None
+        x = div.input[0]
+        add = self.sole(erf, "Add")
+        mul1 = add and self.sole(add, "Mul")
+        mul2 = mul1 and self.sole(mul1, "Mul")
+        if not (add and mul2 and self.const_is(add.input[1], 1.0)):
+            return None
+        others = {next(i for i in mul1.input if i != add.output[0]), next(i for i in mul2.input if i != mul1.output[0])}
+        if x not in others or not any(self.const_is(name, 0.5) for name in others - {x}):
+            return None
+        return x, [div, erf, add, mul1, mul2]
+
+
 def approximate_gelu(path: Path) -> int:
     """Replace x * 0.5 * (1 + erf(x / sqrt 2)) by onnxruntime's FastGelu (tanh form), in place.
 
@@ -277,41 +255,20 @@ def approximate_gelu(path: Path) -> int:
     torch.onnx writes for GELU at opset 18 are replaced.
     """
     import onnx
-    from onnx import helper, numpy_helper
+    from onnx import helper
 
     model = onnx.load(str(path))
     graph = model.graph
-    consts = {i.name: numpy_helper.to_array(i) for i in graph.initializer if numpy_helper.to_array(i).size == 1}
-    producer = {out: node for node in graph.node for out in node.output}
-    consumers: dict[str, list[Any]] = {}
-    for node in graph.node:
-        for name in node.input:
-            consumers.setdefault(name, []).append(node)
-
-    def const_is(name: str, value: float) -> bool:
-        return name in consts and abs(float(consts[name].reshape(())) - value) < 1e-4
-
-    def sole(node: Any, op_type: str) -> Any | None:
-        after = consumers.get(node.output[0], [])
-        return after[0] if len(after) == 1 and after[0].op_type == op_type else None
-
+    pattern = _GeluPattern(graph)
     swaps: dict[int, Any] = {}
     dropped: set[int] = set()
     for erf in [n for n in graph.node if n.op_type == "Erf"]:
-        div = producer.get(erf.input[0])
-        if div is None or div.op_type != "Div" or not const_is(div.input[1], 2**0.5):
+        found = pattern.match(erf)
+        if found is None:
             continue
-        x = div.input[0]
-        add = sole(erf, "Add")
-        mul1 = add and sole(add, "Mul")
-        mul2 = mul1 and sole(mul1, "Mul")
-        if not (add and mul2 and const_is(add.input[1], 1.0)):
-            continue
-        others = {next(i for i in mul1.input if i != add.output[0]), next(i for i in mul2.input if i != mul1.output[0])}
-        if x not in others or not any(const_is(name, 0.5) for name in others - {x}):
-            continue
-        swaps[id(mul2)] = helper.make_node("FastGelu", [x], [mul2.output[0]], domain="com.microsoft", name=erf.name)
-        dropped.update(id(n) for n in (div, erf, add, mul1))
+        x, (*inner, last) = found
+        swaps[id(last)] = helper.make_node("FastGelu", [x], [last.output[0]], domain="com.microsoft", name=erf.name)
+        dropped.update(id(n) for n in inner)
     if swaps:
         nodes = [swaps.get(id(n), n) for n in graph.node if id(n) not in dropped]
         del graph.node[:]
@@ -327,9 +284,7 @@ def approximate_gelu(path: Path) -> int:
 
 
 def _roc_auc(labels: Sequence[int] | None, scores: np.ndarray) -> float | None:
-    if labels is None or len(set(labels)) < 2:
-        return None
-    return float(roc_auc_score(np.asarray(labels), scores))
+    return None if labels is None else roc_auc(np.asarray(labels), scores)
 
 
 def _check_set(images: CheckImages, processor: Any, num_check: int) -> tuple[list[torch.Tensor], list[int] | None]:
@@ -343,7 +298,7 @@ def _check_set(images: CheckImages, processor: Any, num_check: int) -> tuple[lis
 
 def _fresh_record(model_dir: Path, sha: str) -> dict[str, Any]:
     """The existing record, less the entries checked against other weights."""
-    old = read_record(model_dir)
+    old = RunFolder(model_dir).onnx_record()
     record = {k: v for k, v in old.items() if isinstance(v, dict) and v.get("weights_sha256") == sha}
     record.update(opset=OPSET, torch=torch.__version__, onnxruntime=_ort_version())
     return record
@@ -359,7 +314,7 @@ def export(
 ) -> dict[str, Any]:
     """Export fp32 beside the weights and check it against torch (then `quantize_checked` if asked).
 
-    Returns the record written to RECORD_FILE. Raises ExportError (and removes the offending file)
+    Returns the record written to ONNX_RECORD. Raises ExportError (and removes the offending file)
     when fp32 parity or the int8 ROC-AUC check fails.
     """
     if quantize not in (None, "int8"):
@@ -367,7 +322,7 @@ def export(
     model_dir = Path(model_dir)
     model = AutoModelForImageClassification.from_pretrained(str(model_dir), use_safetensors=True).eval()
     processor = AutoImageProcessor.from_pretrained(str(model_dir))
-    sha = weights_sha256(model_dir)
+    sha = RunFolder(model_dir).weights_sha256()
     record = _fresh_record(model_dir, sha)
     check, labels = _check_set(images, processor, num_check)
     fp32_path = model_dir / ONNX_FILES["fp32"]
@@ -381,7 +336,7 @@ def export(
     if gap > FP32_TOLERANCE:
         _fail(model_dir, record, "fp32", f"ONNX fp32 differs from torch by {gap:.2e} > {FP32_TOLERANCE}")
     logger.info("fp32 ONNX: max |score diff| %.2e on %d images", gap, len(ref))
-    write_record(model_dir, record)
+    RunFolder(model_dir).write_onnx_record(record)
     if quantize == "int8":
         return quantize_checked(model_dir, images, num_calibration, num_check, num_threads)
     return record
@@ -396,11 +351,11 @@ def quantize_checked(
 ) -> dict[str, Any]:
     """Static int8 from the checked fp32 export; kept only if its ROC-AUC is within tolerance of fp32's."""
     model_dir = Path(model_dir)
-    reason = usable_export(model_dir, "fp32")
+    reason = RunFolder(model_dir).usable_onnx("fp32")
     if reason is not None:
         raise ExportError(f"int8 needs a checked fp32 export first: {reason}")
     processor = AutoImageProcessor.from_pretrained(str(model_dir))
-    sha = weights_sha256(model_dir)
+    sha = RunFolder(model_dir).weights_sha256()
     record = _fresh_record(model_dir, sha)
     check, labels = _check_set(images, processor, num_check)
     calibration, _ = load_pixels(images.calibration, processor, num_calibration, batch_size=8)
@@ -424,14 +379,14 @@ def quantize_checked(
     logger.info("int8 ONNX: %s, max |score diff| %.3f", entry["reason"], entry["max_abs_score_diff"])
     if not entry["passed"]:
         _fail(model_dir, record, "int8", entry["reason"])
-    write_record(model_dir, record)
+    RunFolder(model_dir).write_onnx_record(record)
     return record
 
 
 def _fail(model_dir: Path, record: dict[str, Any], kind: str, reason: str) -> None:
     record[kind]["passed"] = False
     record[kind]["reason"] = reason
-    write_record(model_dir, record)
+    RunFolder(model_dir).write_onnx_record(record)
     (model_dir / ONNX_FILES[kind]).unlink(missing_ok=True)
     raise ExportError(reason)
 

@@ -1,0 +1,1 @@
+"""The web demo (Gradio) and its Grad-CAM attribution."""

@@ -1,0 +1,1 @@
+"""Evaluation of a saved model folder: scoring and figures, the robustness sweep, plots."""

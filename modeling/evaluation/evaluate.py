@@ -1,0 +1,276 @@
+"""Honest evaluation of a saved model folder: batched, distributed-safe, every figure recomputable.
+
+    python scripts/evaluate.py --model outputs/demo --data_dir data/demo [--robustness]
+
+Writes to the output folder (file names: `modeling.run_folder`):
+- `predictions.csv`: one row per scored image (path, source, category, heldout, label, score_ai,
+  score_ai_uncalibrated, predicted); every number in `metrics.json` is recomputable from it.
+- `metrics.json`: the figures of `modeling.metrics.detection_metrics` at the model's decision
+  threshold for "all" rows and, when the manifest has held-out generators, "seen" and "unseen"
+  apart; the operating point (FPR on real images, detection rate on seen and unseen generators).
+- `per_source.csv`: per AI source its detection rate (recall), per real source its false-positive rate.
+- plots (PNG): ROC curves (linear and log-scale FPR), reliability diagram, confusion matrix per
+  section, per-source bars; with robustness also `robustness.csv`, `robustness_predictions.csv`, `robustness.png`.
+
+Pixels go through the model folder's saved image processor and `load_image` (`ImageFiles`, the
+predictor's reader). Under `accelerate launch` each process scores a shard; the gathered row
+indices say which image each score belongs to.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from accelerate import Accelerator
+from torch.utils.data import DataLoader
+from tqdm.auto import tqdm
+from transformers import AutoImageProcessor, AutoModelForImageClassification
+
+from modeling import calibration
+from modeling import metrics as figures
+from modeling.data.index import DataError
+from modeling.data.selection import EvalData
+from modeling.evaluation import plots
+from modeling.evaluation.robustness import Degradation, sweep
+from modeling.image_processing import processor_crop_size
+from modeling.inference.images import ImageFiles
+from modeling.labels import AI_LABEL_ID, ID2LABEL, decision_threshold
+from modeling.run_folder import (
+    CALIBRATION,
+    METRICS,
+    PER_SOURCE,
+    PREDICTIONS,
+    ROBUSTNESS,
+    ROBUSTNESS_PREDICTIONS,
+    RunFolder,
+)
+
+logger = logging.getLogger(__name__)
+
+
+# --------------------------------------------------------------------------- scoring
+
+
+def _padded_batch(items: list[tuple[int, torch.Tensor | None, str | None]], shape: tuple[int, ...]) -> dict:
+    """An unreadable image becomes zeros with valid=0 rather than being dropped, so every batch keeps
+    its size and `gather_for_metrics` trims the sampler's padding correctly."""
+    return {
+        "pixel_values": torch.stack([px if px is not None else torch.zeros(shape) for _, px, _ in items]),
+        "index": torch.tensor([i for i, _, _ in items]),
+        "valid": torch.tensor([int(px is not None) for _, px, _ in items]),
+    }
+
+
+def predict_logits(
+    model: torch.nn.Module,
+    processor: Any,
+    paths: Sequence[str],
+    *,
+    batch_size: int = 64,
+    num_workers: int = 0,
+    degrade: Degradation | None = None,
+    accelerator: Accelerator | None = None,
+    desc: str = "scoring",
+) -> tuple[np.ndarray, np.ndarray]:
+    """(N, num_labels) logits in the order of `paths`, and a bool mask of the images that decoded.
+
+    Every process gets the complete result (gathered), so any of them can write the files.
+    """
+    accelerator = accelerator or Accelerator()
+    collate = functools.partial(_padded_batch, shape=(3, *processor_crop_size(processor)))
+    loader = DataLoader(ImageFiles(paths, processor, degrade), batch_size=batch_size, num_workers=num_workers,
+                        collate_fn=collate)
+    loader = accelerator.prepare(loader)  # shards across processes; moves batches to the device
+    model = model.to(accelerator.device).eval()
+    logits = np.full((len(paths), model.config.num_labels), np.nan, dtype=np.float32)
+    valid = np.zeros(len(paths), dtype=bool)
+    for batch in tqdm(loader, desc=desc, disable=not accelerator.is_local_main_process):
+        with torch.inference_mode():
+            out = model(pixel_values=batch["pixel_values"]).logits.float()
+        # gather_for_metrics drops the samples the sampler repeated to even out the last batch
+        index, out, ok = accelerator.gather_for_metrics((batch["index"], out, batch["valid"]))
+        index = index.cpu().numpy()
+        logits[index] = out.cpu().numpy()
+        valid[index] = ok.cpu().numpy().astype(bool)
+    return logits, valid
+
+
+def build_predictions(
+    data: EvalData, logits: np.ndarray, valid: np.ndarray, threshold: float, temperature: float | None = None
+) -> pd.DataFrame:
+    """The scored rows (unreadable images left out): calibrated P(ai), the thresholded prediction and,
+    with a folded temperature, the P(ai) the model gave before calibration (from the logits times T:
+    rebuilding it from the calibrated score would saturate at 0 and 1)."""
+    rows = data.frame[valid].reset_index(drop=True)
+    scores = figures.ai_scores(logits[valid])
+    raw = figures.ai_scores(logits[valid] * temperature) if temperature else scores
+    return rows.assign(score_ai=scores, score_ai_uncalibrated=raw, predicted=(scores >= threshold).astype(int))
+
+
+def metrics_by_section(predictions: pd.DataFrame, threshold: float) -> dict[str, dict[str, Any]]:
+    """Figures per section, plus the ECE the uncalibrated model had on the same images."""
+    labels = predictions["label"].to_numpy()
+    heldout = predictions["heldout"].to_numpy(dtype=bool)
+    out = figures.metrics_by_section(labels, predictions["score_ai"].to_numpy(), heldout, threshold)
+    raw = predictions["score_ai_uncalibrated"].to_numpy()
+    for name, mask in figures.section_masks(heldout, labels).items():
+        out[name]["ece_before_calibration"] = figures.expected_calibration_error(labels[mask], raw[mask])
+    return out
+
+
+def per_source_table(predictions: pd.DataFrame) -> pd.DataFrame:
+    """Per (source, label): count, images called ai, and the rate that matters for that label.
+
+    AI rows: detection rate (recall). Real rows: false-positive rate. A folder with both labels
+    (e.g. cycle_gan) gets one row per label.
+    """
+    grouped = predictions.groupby(["source", "label"], sort=True)
+    table = grouped.agg(
+        heldout=("heldout", "any"),
+        count=("predicted", "size"),
+        called_ai=("predicted", "sum"),
+        mean_score_ai=("score_ai", "mean"),
+    ).reset_index()
+    table["rate"] = table["called_ai"] / table["count"]
+    table["rate_name"] = np.where(table["label"] == AI_LABEL_ID, "detection_rate", "false_positive_rate")
+    table["label"] = table["label"].map(ID2LABEL)
+    table = table.sort_values(["label", "source"], ascending=[True, True], ignore_index=True)
+    return table[["source", "label", "heldout", "count", "called_ai", "rate", "rate_name", "mean_score_ai"]]
+
+
+# --------------------------------------------------------------------------- the whole run
+
+
+@dataclass
+class EvalResult:
+    metrics: dict[str, Any]
+    predictions: pd.DataFrame
+    per_source: pd.DataFrame
+    robustness: pd.DataFrame | None
+    output_dir: Path
+
+
+def load_model_folder(model_dir: str | Path) -> tuple[torch.nn.Module, Any]:
+    """The saved model and its saved image processor: the only preprocessing evaluation uses."""
+    model = AutoModelForImageClassification.from_pretrained(str(model_dir), use_safetensors=True)  # never a pickle
+    processor = AutoImageProcessor.from_pretrained(str(model_dir))
+    return model, processor
+
+
+def run_evaluation(
+    model_dir: str | Path,
+    data: EvalData,
+    output_dir: str | Path,
+    *,
+    batch_size: int = 64,
+    num_workers: int = 0,
+    robustness: bool = False,
+    accelerator: Accelerator | None = None,
+) -> EvalResult:
+    """Score `data` with the model folder, write every output file (main process), return the results."""
+    accelerator = accelerator or Accelerator()
+    model, processor = load_model_folder(model_dir)
+    threshold = decision_threshold(model.config)
+    temperature = getattr(model.config, "calibration_temperature", None)
+    score_logits = functools.partial(predict_logits, model, processor, data.paths, batch_size=batch_size,
+                                     num_workers=num_workers, accelerator=accelerator)
+
+    def score(degrade: Degradation | None = None, desc: str = "evaluating") -> pd.DataFrame:
+        logits, valid = score_logits(degrade=degrade, desc=desc)
+        return build_predictions(data, logits, valid, threshold, temperature)
+
+    predictions = score()
+    if predictions.empty:
+        raise DataError(f"None of the {len(data.frame)} images could be decoded ({data.description}).")
+    sections = metrics_by_section(predictions, threshold)
+    metrics = {
+        "model": str(model_dir),
+        "data": data.description,
+        "decision_threshold": threshold,
+        "decision_threshold_rule": getattr(model.config, "decision_threshold_rule", None) or "default 0.5",
+        "calibration_temperature": temperature,
+        "ece_bins": figures.ECE_BINS,
+        "n_unreadable": int(len(data.frame) - len(predictions)),
+        "num_processes": accelerator.num_processes,
+        "operating_point": figures.operating_point(sections),
+        **sections,
+    }
+    table, long = sweep(predictions, score, threshold) if robustness else (None, None)
+    result = EvalResult(metrics, predictions, per_source_table(predictions), table, Path(output_dir))
+    if accelerator.is_main_process:
+        write_outputs(result, long)
+    accelerator.wait_for_everyone()
+    return result
+
+
+def write_outputs(result: EvalResult, sweep_predictions: pd.DataFrame | None) -> None:
+    out = result.output_dir
+    out.mkdir(parents=True, exist_ok=True)
+    (out / METRICS).write_text(json.dumps(result.metrics, indent=2) + "\n")
+    result.predictions.to_csv(out / PREDICTIONS, index=False)
+    result.per_source.to_csv(out / PER_SOURCE, index=False)
+    plots.plot_all(result.metrics, result.predictions, result.per_source, result.robustness, out)
+    if result.robustness is not None:
+        result.robustness.to_csv(out / ROBUSTNESS, index=False)
+        sweep_predictions.to_csv(out / ROBUSTNESS_PREDICTIONS, index=False)
+    logger.info("evaluation written to %s", out)
+
+
+# --------------------------------------------------------------------------- calibrating a saved folder
+
+
+def calibrate_folder(
+    model_dir: str | Path,
+    data: EvalData,
+    rule: str = calibration.DEFAULT_RULE,
+    *,
+    batch_size: int = 64,
+    num_workers: int = 0,
+    accelerator: Accelerator | None = None,
+) -> calibration.CalibrationReport | None:
+    """Calibrate an already trained folder on `data` (its validation rows) and re-save it in place."""
+    accelerator = accelerator or Accelerator()
+    model, processor = load_model_folder(model_dir)
+    logits, valid = predict_logits(model, processor, data.paths, batch_size=batch_size, num_workers=num_workers,
+                                   accelerator=accelerator, desc="calibrating")
+    model = model.cpu()
+    report = calibration.calibrate_model(model, logits[valid], data.frame["label"].to_numpy()[valid], rule)
+    if report is not None and accelerator.is_main_process:
+        model.save_pretrained(str(model_dir))  # safetensors; config.json now carries the threshold
+        RunFolder(model_dir).write_json(CALIBRATION, report.to_dict())
+    accelerator.wait_for_everyone()
+    return report
+
+
+# --------------------------------------------------------------------------- console summary
+
+
+def format_summary(result: EvalResult) -> str:
+    """A plain-text report for the console: sections, operating point, per-source and robustness tables."""
+    m = result.metrics
+    sections = [s for s in figures.SECTIONS if s in m]
+    table = pd.DataFrame({s: [m[s].get(k) for k in figures.REPORT_KEYS] for s in sections},
+                         index=list(figures.REPORT_KEYS), dtype=object)
+    point = ", ".join(f"{k} {'n/a' if v is None else f'{v:.4f}'}" for k, v in m["operating_point"].items())
+    lines = [
+        f"data: {m['data']}",
+        f"decision threshold {m['decision_threshold']:.4f} ({m['decision_threshold_rule']}): {point}; "
+        f"unreadable images: {m['n_unreadable']}",
+        "",
+        table.map(lambda v: "n/a" if v is None else v if isinstance(v, int) else f"{v:.4f}").to_string(),
+        "",
+        result.per_source.to_string(index=False, float_format=lambda v: f"{v:.4f}"),
+    ]
+    if result.robustness is not None:
+        lines += ["", result.robustness.to_string(index=False, float_format=lambda v: f"{v:.4f}", na_rep="n/a")]
+    lines += ["", f"files in {result.output_dir}"]
+    return "\n".join(lines)

@@ -1,0 +1,1 @@
+"""Inference: inputs to batches, the backends, the `Detector`, and the ONNX export it can use."""

@@ -1,0 +1,259 @@
+"""Batch detection over files: the predictor that `scripts/predict.py`, the web demo, benchmarks and
+user code share.
+
+    from modeling import Detector       # or: from modeling.predictor import Detector
+    detector = Detector.from_pretrained("outputs/demo")          # backend="auto": fastest available
+    for row in detector.predict(["photos/", "more/*.png"]):      # files, folders (recursive), globs
+        print(row.path, row.label, row.score_ai, row.error)
+
+Every input gets one row, in input order: a file that cannot be decoded gets `error` and no score.
+Backends (`modeling.inference.runners`; `Detector.backend_name` says which one runs) are picked
+fastest first: a checked int8 ONNX export, torch bf16 on CPUs with native bf16, a checked fp32
+ONNX export, then torch fp32. An export is used only while its record matches the weights.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections import deque
+from collections.abc import Iterable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from transformers import AutoConfig, AutoImageProcessor, AutoModelForImageClassification
+
+from modeling.image_processing import ImageLoadError, load_image
+from modeling.inference.images import (
+    InputItem,
+    PixelBatch,
+    collate_pixels,
+    default_num_workers,
+    expand_inputs,
+    pixel_batches,
+)
+from modeling.inference.runners import OnnxRunner, TorchRunner
+from modeling.labels import ID2LABEL, decision_threshold
+from modeling.metrics import ai_scores
+from modeling.run_folder import ONNX_FILES, RunFolder
+from modeling.system import cpu_has_native_bf16
+
+logger = logging.getLogger(__name__)
+
+BACKENDS = ("auto", "torch", "onnx")
+PRECISIONS = ("auto", "fp32", "bf16", "int8")
+HUB_PATTERNS = ["*.json", "*.safetensors", "*.onnx", "*.md"]
+
+
+class ModelLoadError(RuntimeError):
+    """The model folder or repo cannot be used: missing, unreadable, or not a real/ai detector."""
+
+
+@dataclass(frozen=True)
+class PredictionRow:
+    """One output row per input. `label`/`score_ai` are None exactly when `error` says why."""
+
+    path: str
+    label: str | None
+    score_ai: float | None
+    error: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+
+def resolve_model_dir(model: str | os.PathLike) -> Path:
+    """A local folder as is; anything else is taken as a Hub repo id and downloaded (cached)."""
+    path = Path(model)
+    if path.is_dir():
+        return path
+    if path.exists() or str(model).startswith((".", "/")) or str(model).count("/") > 1:
+        raise ModelLoadError(f"{model}: not a model folder")
+    from huggingface_hub import snapshot_download
+
+    try:
+        return Path(snapshot_download(str(model), allow_patterns=HUB_PATTERNS))
+    except Exception as err:  # noqa: BLE001 - offline, missing repo, auth: all mean "cannot load"
+        raise ModelLoadError(f"{model}: not a local folder and not downloadable from the Hub ({err})") from err
+
+
+def check_labels(config: Any, where: Path) -> None:
+    """Scores are P(label 1); refuse a model whose labels are not exactly real=0, ai=1."""
+    labels = {int(k): str(v) for k, v in (config.id2label or {}).items()}
+    if labels != ID2LABEL:
+        raise ModelLoadError(f"{where}: labels {labels} are not {ID2LABEL}; this is not a real/ai detector")
+
+
+def _onnx_choice(model_dir: Path, kind: str) -> tuple[Path, str] | str:
+    """(file, kind) of a usable ONNX export, or the reason there is none."""
+    reason = RunFolder(model_dir).usable_onnx(kind)
+    return (model_dir / ONNX_FILES[kind], kind) if reason is None else reason
+
+
+def _pick_backend(model_dir: Path, backend: str, precision: str, device: str) -> tuple[str, str, Path | None]:
+    """(backend, precision, onnx file), fastest first: int8 ONNX > native bf16 > fp32 ONNX > torch fp32.
+
+    That is the measured speed order on CPUs (README, "Batch prediction"); GPUs use torch.
+    """
+    if backend not in BACKENDS or precision not in PRECISIONS:
+        raise ValueError(f"backend must be one of {BACKENDS} and precision one of {PRECISIONS}")
+    if (backend, precision) in (("torch", "int8"), ("onnx", "bf16")):
+        raise ValueError(f"{backend} does not offer {precision}: torch has fp32/bf16, onnx fp32/int8")
+    native_bf16 = device == "cpu" and cpu_has_native_bf16()
+    if backend == "torch" or (backend == "auto" and (device != "cpu" or precision == "bf16")):
+        bf16 = precision == "bf16" or (precision == "auto" and native_bf16)
+        if precision == "bf16" and device == "cpu" and not native_bf16:
+            logger.warning("this CPU has no native bf16 (avx512_bf16/amx): bf16 is emulated and slower than fp32")
+        return "torch", "bf16" if bf16 else "fp32", None
+    reasons = []
+    for kind in ["int8", "fp32"] if precision == "auto" else [precision]:
+        if backend == "auto" and precision == "auto" and kind == "fp32" and native_bf16:
+            return "torch", "bf16", None  # native bf16 beats fp32 ONNX
+        choice = _onnx_choice(model_dir, kind)
+        if not isinstance(choice, str):
+            return "onnx", kind, choice[0]
+        reasons.append(choice)
+    if backend == "onnx":
+        raise ModelLoadError(f"no usable ONNX model: {'; '.join(reasons)}. Run scripts/export_onnx.py --model DIR")
+    logger.info("no usable ONNX export (%s): using torch", "; ".join(reasons))
+    return "torch", "fp32", None
+
+
+class Detector:
+    """The saved detector with its saved processor, a backend, a threshold, and batch settings."""
+
+    def __init__(
+        self,
+        runner: TorchRunner | OnnxRunner,
+        processor: Any,
+        config: Any,
+        model_dir: Path,
+        threshold: float | None = None,
+        batch_size: int = 16,
+        num_workers: int | None = None,
+    ):
+        self.runner = runner
+        self.processor = processor
+        self.config = config
+        self.model_dir = model_dir
+        self.threshold = decision_threshold(config) if threshold is None else float(threshold)
+        if not 0.0 <= self.threshold <= 1.0:
+            raise ValueError(f"threshold must be in [0, 1], got {self.threshold}")
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        self.batch_size = batch_size
+        self.num_workers = default_num_workers() if num_workers is None else num_workers
+
+    @classmethod
+    def from_pretrained(
+        cls,
+        model: str | os.PathLike,
+        backend: str = "auto",
+        precision: str = "auto",
+        threshold: float | None = None,
+        batch_size: int = 16,
+        num_workers: int | None = None,
+        num_threads: int | None = None,
+        device: str | None = None,
+    ) -> Detector:
+        """Load a model folder (or Hub repo) written by training; `backend="auto"` picks the fastest.
+
+        num_threads: compute threads (default: all cores; sets torch's global count for torch).
+        """
+        if backend not in BACKENDS or precision not in PRECISIONS:
+            raise ValueError(f"backend must be one of {BACKENDS} and precision one of {PRECISIONS}")
+        model_dir = resolve_model_dir(model)
+        device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+        try:
+            config = AutoConfig.from_pretrained(str(model_dir))
+            check_labels(config, model_dir)
+            processor = AutoImageProcessor.from_pretrained(str(model_dir))
+            kind, precision, onnx_file = _pick_backend(model_dir, backend, precision, device)
+            if kind == "onnx":
+                runner: TorchRunner | OnnxRunner = OnnxRunner(onnx_file, precision, num_threads)
+            else:
+                if num_threads:
+                    torch.set_num_threads(num_threads)
+                net = AutoModelForImageClassification.from_pretrained(str(model_dir), use_safetensors=True)
+                runner = TorchRunner(net, bf16=precision == "bf16", device=device)
+        except (OSError, ValueError) as err:
+            raise ModelLoadError(f"{model}: cannot load the model ({err})") from err
+        return cls(runner, processor, config, model_dir, threshold, batch_size, num_workers)
+
+    @property
+    def backend_name(self) -> str:
+        return self.runner.name
+
+    def describe(self) -> str:
+        where = getattr(self.runner, "path", None) or self.model_dir
+        return (
+            f"{self.backend_name} ({where}), threshold {self.threshold:g}, batch {self.batch_size}, "
+            f"{self.num_workers} decode worker(s)"
+        )
+
+    def _label(self, score: float) -> str:
+        return self.config.id2label[1] if score >= self.threshold else self.config.id2label[0]
+
+    def score_batch(self, batch: PixelBatch, paths: Sequence[str]) -> list[PredictionRow]:
+        """Rows for one collated batch, in its order; non-finite model output is an error, not a score."""
+        scored: dict[int, PredictionRow] = {}
+        if batch.pixel_values is not None:
+            scores = ai_scores(self.runner(batch.pixel_values))
+            for i, score in zip(batch.good, scores, strict=True):
+                if np.isfinite(score):
+                    scored[i] = PredictionRow(paths[i], self._label(float(score)), float(score))
+                else:
+                    scored[i] = PredictionRow(paths[i], None, None, f"{paths[i]}: model output is not finite")
+        return [scored.get(i) or PredictionRow(paths[i], None, None, batch.errors[i]) for i in batch.indices]
+
+    def _scored_batches(self, batches: Iterable[PixelBatch], paths: Sequence[str]) -> Iterator[list[PredictionRow]]:
+        """Rows of each batch, in order; up to the runner's `concurrent_runs` batches are scored at once."""
+        parallel = getattr(self.runner, "concurrent_runs", 1)
+        if parallel <= 1:
+            yield from (self.score_batch(batch, paths) for batch in batches)
+            return
+        with ThreadPoolExecutor(parallel, thread_name_prefix="detector") as pool:  # runs release the GIL
+            in_flight: deque[Future[list[PredictionRow]]] = deque()
+            for batch in batches:
+                in_flight.append(pool.submit(self.score_batch, batch, paths))
+                if len(in_flight) >= parallel:
+                    yield in_flight.popleft().result()
+            while in_flight:
+                yield in_flight.popleft().result()
+
+    def predict(self, inputs: Iterable[str | os.PathLike | InputItem]) -> Iterator[PredictionRow]:
+        """One row per input file, in input order (see `expand_inputs` for folders and globs)."""
+        items = expand_inputs(inputs)
+        readable = [item.path for item in items if item.error is None]
+        pending = iter(items)
+        batches = pixel_batches(readable, self.processor, self.batch_size, self.num_workers)
+        for rows in self._scored_batches(batches, readable):
+            for row in rows:
+                for item in pending:  # emit inputs that resolved to nothing where they were given
+                    if item.error is None:
+                        break
+                    yield PredictionRow(item.path, None, None, item.error)
+                yield row
+        for item in pending:
+            yield PredictionRow(item.path, None, None, item.error)
+
+    def predict_images(self, images: Sequence[Any]) -> list[PredictionRow]:
+        """Score in-memory inputs (PIL images, bytes, paths) in this process: for demos and notebooks."""
+        rows = []
+        for start in range(0, len(images), self.batch_size):
+            chunk = images[start : start + self.batch_size]
+            names = [getattr(im, "filename", None) or f"<image {start + k}>" for k, im in enumerate(chunk)]
+            items = []
+            for k, image in enumerate(chunk):
+                try:
+                    pixels = self.processor(load_image(image), return_tensors="pt")["pixel_values"][0]
+                    items.append((k, pixels, None))
+                except ImageLoadError as err:
+                    items.append((k, None, str(err)))
+            rows.extend(self.score_batch(collate_pixels(items), names))
+        return rows

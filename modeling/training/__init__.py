@@ -1,0 +1,1 @@
+"""Training: the run from data to release, the Trainer it uses, and stopping/resuming."""

@@ -1,0 +1,115 @@
+"""The run's data: demo data on first use, the manifest and its checks, and the datasets with their transforms.
+
+Everything a run writes here goes into its output folder (manifest.csv, bad_files.csv, dedup.json),
+except the demo data, which goes only into the demo's own folder (`modeling.data.demo.may_generate_into`):
+a user's `--data_dir` is read and never written.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from datasets import DatasetDict
+
+from modeling.augmentation import build_train_transforms
+from modeling.config import RunConfig
+from modeling.data.dedup import drop_cross_split_duplicates
+from modeling.data.demo import DEMO_DATA_DIR, DemoSpec, demo_data_exists, make_demo_data, may_generate_into
+from modeling.data.manifest import build_manifest, load_manifest, manifest_to_datasets, save_manifest
+from modeling.data.validation import drop_bad_files, exclude_paths, load_bad_files
+from modeling.image_processing import BatchTransform, processor_crop_size
+from modeling.metrics import section_masks
+from modeling.run_folder import BAD_FILES, DEDUP, MANIFEST
+
+logger = logging.getLogger(__name__)
+
+
+def ensure_demo_data(config: RunConfig) -> None:
+    """The demo config generates its data on first use, so the first command needs nothing else.
+
+    Only into the demo's own folder: with `demo_data: true` inherited by a run on another data_dir,
+    that folder is only read, and the resolved config records `demo_data: false`.
+    """
+    data = config.data
+    if not data.demo_data or data.manifest:
+        return
+    if not may_generate_into(data.data_dir):
+        logger.info("data_dir %s is not the demo's own folder %s: no demo data is generated, the folder is only read",
+                    data.data_dir, DEMO_DATA_DIR)
+        data.demo_data = False
+        return
+    if not demo_data_exists(data.data_dir):
+        logger.info("demo data not found in %s: generating it (offline, deterministic)", data.data_dir)
+        make_demo_data(data.data_dir, DemoSpec(images_per_source=data.demo_images_per_source))
+
+
+def prepare_manifest(config: RunConfig, output_dir: Path) -> pd.DataFrame:
+    """Load the given manifest or sample a new one; either way a copy lands in the output folder."""
+    data = config.data
+    if data.manifest:
+        manifest = load_manifest(data.manifest)
+        logger.info("using manifest %s (%d images)", data.manifest, len(manifest))
+    else:
+        manifest = build_manifest(
+            data.data_dir,
+            layout=data.layout,
+            num_real=data.num_real,
+            num_ai=data.num_ai,
+            max_per_source=data.max_per_source,
+            validation_fraction=data.validation_fraction,
+            test_fraction=data.test_fraction,
+            holdout_sources=data.holdout_generators,
+            seed=config.training.data_seed or config.training.seed,
+        )
+    manifest = clean_manifest(config, manifest, output_dir)
+    save_manifest(manifest, output_dir / MANIFEST)
+    counts = manifest.groupby(["split", "label"]).size().to_dict()
+    logger.info("manifest: %s", ", ".join(f"{s}/{'ai' if lab else 'real'}={n}" for (s, lab), n in counts.items()))
+    return manifest
+
+
+def clean_manifest(config: RunConfig, manifest: pd.DataFrame, output_dir: Path) -> pd.DataFrame:
+    """Drop listed and unreadable files, then evaluation copies of training images."""
+    data = config.data
+    if data.exclude_files:
+        manifest = exclude_paths(manifest, load_bad_files(data.exclude_files), f"listed in {data.exclude_files}")
+    if data.validate_files:
+        manifest = drop_bad_files(manifest, data.data_dir, output_dir / BAD_FILES, data.preparation_workers)
+    if data.dedup:
+        manifest, _ = drop_cross_split_duplicates(manifest, data.data_dir, output_dir / DEDUP,
+                                                  data.preparation_workers)
+    return manifest
+
+
+def build_datasets(config: RunConfig, manifest: pd.DataFrame, processor: Any) -> DatasetDict:
+    """Lazy datasets (nothing decoded yet) with the train or eval transform attached."""
+    splits = manifest_to_datasets(manifest, config.data.data_dir, decode=False)
+    crop = processor_crop_size(processor)
+    if config.augment.train_crop_size:
+        crop = (config.augment.train_crop_size, config.augment.train_crop_size)
+    resize = config.model.image_size if config.model.processor == "resize" else None
+    train_tf = BatchTransform(processor, build_train_transforms(crop, config.augment, resize), processor_geometry=False)
+    eval_tf = BatchTransform(processor)
+    return DatasetDict(
+        {name: ds.with_transform(train_tf if name == "train" else eval_tf) for name, ds in splits.items()}
+    )
+
+
+def split_test(splits: DatasetDict) -> dict[str, Any]:
+    """The test split's sections as datasets: "test" (seen generators) and "test_unseen" (held-out
+    generators against the same real rows), by `modeling.metrics.section_masks`."""
+    if "test" not in splits:
+        return {}
+    test = splits["test"]
+    # read the columns from Arrow directly: indexing would run the image transform
+    heldout = np.asarray(test.data.column("heldout").to_pylist(), dtype=bool)
+    labels = np.asarray(test.data.column("label").to_pylist())
+    masks = section_masks(heldout, labels)
+    out = {"test": test.select(np.flatnonzero(masks.get("seen", masks["all"])))}
+    if "unseen" in masks:
+        out["test_unseen"] = test.select(np.flatnonzero(masks["unseen"]))
+    return out
