@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import logging
+import math
 import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -159,6 +160,42 @@ def processor_crop_size(processor: BaseImageProcessor) -> tuple[int, int]:
     size = processor.size
     edge = size.get("shortest_edge") or size.get("height")
     return int(edge), int(size.get("width", edge))
+
+
+def crop_grid(n: int, width: int, height: int) -> tuple[int, int]:
+    """(rows, cols) with rows * cols == n whose shape is closest to the image's."""
+    pairs = [(r, n // r) for r in range(1, n + 1) if n % r == 0]
+    return min(pairs, key=lambda rc: abs(math.log((rc[0] / rc[1]) / (height / width))))
+
+
+def crop_origins(n: int, width: int, height: int, crop_w: int, crop_h: int) -> list[tuple[int, int]]:
+    """(left, top) of up to n native-resolution crops spread evenly over the image, the outer ones at its
+    borders; a single crop is centred as the processor's own. Duplicates (small images) are dropped."""
+    rows, cols = crop_grid(n, width, height)
+
+    def spread(count: int, size: int, crop: int) -> list[int]:
+        if count == 1:
+            return [int((size - crop) / 2.0)]  # transformers' center_crop
+        return [round(i * (size - crop) / (count - 1)) for i in range(count)]
+
+    origins = [(x, y) for y in spread(rows, height, crop_h) for x in spread(cols, width, crop_w)]
+    return list(dict.fromkeys(origins))
+
+
+def process_image(processor: BaseImageProcessor, image: Image.Image, crops: int = 1) -> torch.Tensor:
+    """(k, C, H, W) model input of one decoded image: the saved processor's own single crop, or for
+    `crops` > 1 and an image larger than the crop, k native-resolution crops spread over it.
+
+    Several crops apply only to a processor that does not resize (the native "crop" kind): each crop is
+    then exactly the processor's output size, so its center crop changes nothing and normalisation
+    is the processor's. Prediction averages the crops' logits into one score.
+    """
+    height, width = processor_crop_size(processor)
+    resizes = getattr(processor, "do_resize", False)
+    if crops <= 1 or resizes or image.width < width or image.height < height:
+        return processor(image, return_tensors="pt")["pixel_values"]
+    boxes = [(x, y, x + width, y + height) for x, y in crop_origins(crops, image.width, image.height, width, height)]
+    return processor([image.crop(box) for box in boxes], return_tensors="pt")["pixel_values"]
 
 
 class BatchTransform:

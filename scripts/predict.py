@@ -29,7 +29,14 @@ from tqdm.auto import tqdm
 from transformers.utils import logging as hf_logging
 
 from modeling.inference.images import expand_inputs
-from modeling.inference.predictor import BACKENDS, PRECISIONS, Detector, ModelLoadError, PredictionRow
+from modeling.inference.predictor import (
+    BACKENDS,
+    DEFAULT_CROPS,
+    PRECISIONS,
+    Detector,
+    ModelLoadError,
+    PredictionRow,
+)
 
 FIELDS = ["path", "label", "score_ai", "error"]
 logger = logging.getLogger("predict")
@@ -47,6 +54,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--precision", choices=PRECISIONS, default="auto",
                         help="torch: fp32/bf16; onnx: fp32/int8 (default: the fastest usable one).")
     parser.add_argument("--threshold", type=float, default=None, help="P(ai) >= T means ai (default: the model's).")
+    parser.add_argument("--crops", type=int, default=DEFAULT_CROPS,
+                        help="Native-resolution crops per image larger than the model input, logits averaged "
+                             "(default: %(default)s; 1 = the processor's center crop, as pipeline() does).")
     parser.add_argument("--no_progress", action="store_true")
     return parser
 
@@ -99,7 +109,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         detector = Detector.from_pretrained(
             args.model, backend=args.backend, precision=args.precision, threshold=args.threshold,
-            batch_size=args.batch_size, num_workers=args.num_workers, num_threads=args.num_threads,
+            batch_size=args.batch_size, num_workers=args.num_workers, num_threads=args.num_threads, crops=args.crops,
         )
     except (ModelLoadError, ValueError) as err:
         logger.error("%s", err)

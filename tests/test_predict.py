@@ -14,7 +14,7 @@ import torch
 from conftest import load_script
 from PIL import Image, ImageFile
 from tiny_model import TinyModelTester
-from transformers import ConvNextForImageClassification, pipeline
+from transformers import AutoModelForImageClassification, ConvNextForImageClassification, pipeline
 
 from modeling.image_processing import build_image_processor
 from modeling.inference.images import ImageFiles
@@ -153,6 +153,7 @@ def test_exif_orientation_gives_the_training_pixels(tiny_model, odd_inputs):
     folder, expected = odd_inputs
     processor = build_image_processor("crop", image_size=CROP)
     _, pixels, error = ImageFiles([str(folder / "exif_rotated.jpg")], processor)[0]
+    pixels = pixels[0]  # (1 crop, C, H, W)
     assert error is None
     rotated = processor(expected["exif_rotated.jpg"], return_tensors="pt")["pixel_values"][0]
     stored = processor(Image.open(folder / "exif_rotated.jpg").convert("RGB"), return_tensors="pt")["pixel_values"][0]
@@ -306,3 +307,40 @@ def test_predict_images_in_memory(tiny_model, odd_inputs, reference):
     assert rows[0].score_ai == pytest.approx(reference(expected["palette.png"]), abs=1e-5)
     assert rows[0].path.endswith("palette.png")
     assert rows[1].score_ai is None and "cannot decode" in rows[1].error
+
+
+# --------------------------------------------------------------------------- several crops of a large image
+
+
+def test_crops_spread_over_the_image_and_reach_its_borders():
+    from modeling.image_processing import crop_grid, crop_origins
+
+    assert crop_grid(4, 1000, 1000) == (2, 2) and crop_grid(6, 2000, 1000) == (2, 3)
+    assert crop_origins(4, 1000, 600, 200, 200) == [(0, 0), (800, 0), (0, 400), (800, 400)]
+    assert crop_origins(1, 1000, 600, 200, 200) == [(400, 200)]  # the processor's own center crop
+    assert crop_origins(9, 200, 200, 200, 200) == [(0, 0)]  # an image of the crop's size: one crop
+
+
+def test_several_crops_average_the_logits(tiny_model, tmp_path):
+    """A large image: the score is softmax of the mean of the crops' logits; a crop-sized image is unchanged."""
+    from modeling.image_processing import process_image
+
+    rng = np.random.default_rng(3)
+    large = Image.fromarray(rng.integers(0, 256, (3 * CROP, 4 * CROP, 3), dtype=np.uint8))
+    small = Image.fromarray(rng.integers(0, 256, (CROP, CROP, 3), dtype=np.uint8))
+    large.save(tmp_path / "large.png")
+    small.save(tmp_path / "small.png")
+    processor = build_image_processor("crop", image_size=CROP)
+    crops = process_image(processor, large, 4)
+    assert crops.shape == (4, 3, CROP, CROP)
+    assert torch.equal(crops[0], processor(large.crop((0, 0, CROP, CROP)), return_tensors="pt")["pixel_values"][0])
+    model = AutoModelForImageClassification.from_pretrained(tiny_model).eval()
+    with torch.no_grad():
+        expected = float(ai_scores(model(pixel_values=crops).logits.mean(0, keepdim=True).numpy())[0])
+    multi = Detector.from_pretrained(tiny_model, backend="torch", crops=4, num_workers=0)
+    single = Detector.from_pretrained(tiny_model, backend="torch", crops=1, num_workers=0)
+    rows = {Path(r.path).name: r.score_ai for r in multi.predict([tmp_path / "large.png", tmp_path / "small.png"])}
+    assert rows["large.png"] == pytest.approx(expected, abs=1e-6)
+    assert rows["large.png"] != pytest.approx(single.predict_images([large])[0].score_ai, abs=1e-4)
+    assert rows["small.png"] == pytest.approx(single.predict_images([small])[0].score_ai, abs=1e-6)
+    assert multi.predict_images([large])[0].score_ai == pytest.approx(expected, abs=1e-6)

@@ -64,7 +64,7 @@ def _padded_batch(items: list[tuple[int, torch.Tensor | None, str | None]], shap
     """An unreadable image becomes zeros with valid=0 rather than being dropped, so every batch keeps
     its size and `gather_for_metrics` trims the sampler's padding correctly."""
     return {
-        "pixel_values": torch.stack([px if px is not None else torch.zeros(shape) for _, px, _ in items]),
+        "pixel_values": torch.stack([px[0] if px is not None else torch.zeros(shape) for _, px, _ in items]),
         "index": torch.tensor([i for i, _, _ in items]),
         "valid": torch.tensor([int(px is not None) for _, px, _ in items]),
     }

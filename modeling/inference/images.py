@@ -13,7 +13,7 @@ import glob
 import logging
 import os
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +21,7 @@ import torch
 from PIL import Image, ImageFile
 from torch.utils.data import DataLoader, Dataset
 
-from modeling.image_processing import ImageLoadError, is_image_name, load_image
+from modeling.image_processing import ImageLoadError, is_image_name, load_image, process_image
 from modeling.system import available_cores
 
 logger = logging.getLogger(__name__)
@@ -85,17 +85,23 @@ def expand_inputs(inputs: Iterable[str | os.PathLike | InputItem]) -> list[Input
 
 
 class ImageFiles(Dataset):
-    """Index -> (index, pixel_values or None, error or None): decode, optionally degrade, saved processor.
+    """Index -> (index, (k, C, H, W) crops or None, error or None): decode, optionally degrade, then the
+    saved processor (`process_image`: one crop, or `crops` native-resolution crops of a large image).
 
     Prediction and evaluation both read files through it, so they see the same pixels.
     """
 
     def __init__(
-        self, paths: Sequence[str], processor: Any, degrade: Callable[[Image.Image], Image.Image] | None = None
+        self,
+        paths: Sequence[str],
+        processor: Any,
+        degrade: Callable[[Image.Image], Image.Image] | None = None,
+        crops: int = 1,
     ):
         self.paths = list(paths)
         self.processor = processor
         self.degrade = degrade  # the robustness sweep's JPEG, downscale, ...: after decoding, before the processor
+        self.crops = crops
 
     def __len__(self) -> int:
         return len(self.paths)
@@ -106,7 +112,7 @@ class ImageFiles(Dataset):
             image = load_image(path)
             if self.degrade is not None:
                 image = self.degrade(image)
-            return i, self.processor(image, return_tensors="pt")["pixel_values"][0], None
+            return i, process_image(self.processor, image, self.crops), None
         except ImageLoadError as err:
             return i, None, str(err)
         except Exception as err:  # noqa: BLE001 - one odd file must not end a job over thousands
@@ -115,12 +121,14 @@ class ImageFiles(Dataset):
 
 @dataclass
 class PixelBatch:
-    """A collated batch: positions of all items, the stacked good ones, and the errors of the rest."""
+    """A collated batch: positions of all items, the crops of the good ones (`crop_counts[j]` of them
+    for the j-th good item, in order), and the errors of the rest."""
 
     indices: list[int]
     good: list[int]
     pixel_values: torch.Tensor | None
     errors: dict[int, str]
+    crop_counts: list[int] = field(default_factory=list)
 
 
 def collate_pixels(items: list[tuple[int, torch.Tensor | None, str | None]]) -> PixelBatch:
@@ -128,8 +136,9 @@ def collate_pixels(items: list[tuple[int, torch.Tensor | None, str | None]]) -> 
     return PixelBatch(
         indices=[i for i, _, _ in items],
         good=[i for i, _ in good],
-        pixel_values=torch.stack([px for _, px in good]) if good else None,  # (N, C, H, W)
+        pixel_values=torch.cat([px for _, px in good]) if good else None,  # (sum of crops, C, H, W)
         errors={i: err for i, _, err in items if err is not None},
+        crop_counts=[len(px) for _, px in good],
     )
 
 
@@ -139,12 +148,13 @@ def default_num_workers() -> int:
 
 
 def pixel_batches(
-    paths: Sequence[str], processor: Any, batch_size: int, num_workers: int
+    paths: Sequence[str], processor: Any, batch_size: int, num_workers: int, crops: int = 1
 ) -> Iterator[PixelBatch]:
-    """Decoded, processed batches in input order; workers fork so they start without re-importing."""
+    """Decoded, processed batches of `batch_size` images in input order; workers fork so they start
+    without re-importing."""
     context = "fork" if num_workers > 0 and "fork" in torch.multiprocessing.get_all_start_methods() else None
     loader = DataLoader(
-        ImageFiles(paths, processor),
+        ImageFiles(paths, processor, crops=crops),
         batch_size=batch_size,
         num_workers=num_workers,
         collate_fn=collate_pixels,

@@ -27,7 +27,7 @@ import numpy as np
 import torch
 from transformers import AutoConfig, AutoImageProcessor, AutoModelForImageClassification
 
-from modeling.image_processing import ImageLoadError, load_image
+from modeling.image_processing import ImageLoadError, load_image, process_image
 from modeling.inference.images import (
     InputItem,
     PixelBatch,
@@ -47,6 +47,7 @@ logger = logging.getLogger(__name__)
 BACKENDS = ("auto", "torch", "onnx")
 PRECISIONS = ("auto", "fp32", "bf16", "int8")
 HUB_PATTERNS = ["*.json", "*.safetensors", "*.onnx", "*.md"]
+DEFAULT_CROPS = 1  # crops per image larger than the model input: see the README's multi-crop measurement
 
 
 class ModelLoadError(RuntimeError):
@@ -136,6 +137,7 @@ class Detector:
         threshold: float | None = None,
         batch_size: int = 16,
         num_workers: int | None = None,
+        crops: int = DEFAULT_CROPS,
     ):
         self.runner = runner
         self.processor = processor
@@ -148,6 +150,9 @@ class Detector:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         self.batch_size = batch_size
         self.num_workers = default_num_workers() if num_workers is None else num_workers
+        if crops < 1:
+            raise ValueError(f"crops must be >= 1, got {crops}")
+        self.crops = crops
 
     @classmethod
     def from_pretrained(
@@ -160,10 +165,13 @@ class Detector:
         num_workers: int | None = None,
         num_threads: int | None = None,
         device: str | None = None,
+        crops: int = DEFAULT_CROPS,
     ) -> Detector:
         """Load a model folder (or Hub repo) written by training; `backend="auto"` picks the fastest.
 
         num_threads: compute threads (default: all cores; sets torch's global count for torch).
+        crops: native-resolution crops per image larger than the model input, their logits averaged
+        (`modeling.image_processing.process_image`); 1 is the processor's single center crop.
         """
         if backend not in BACKENDS or precision not in PRECISIONS:
             raise ValueError(f"backend must be one of {BACKENDS} and precision one of {PRECISIONS}")
@@ -183,7 +191,7 @@ class Detector:
                 runner = TorchRunner(net, bf16=precision == "bf16", device=device)
         except (OSError, ValueError) as err:
             raise ModelLoadError(f"{model}: cannot load the model ({err})") from err
-        return cls(runner, processor, config, model_dir, threshold, batch_size, num_workers)
+        return cls(runner, processor, config, model_dir, threshold, batch_size, num_workers, crops)
 
     @property
     def backend_name(self) -> str:
@@ -193,7 +201,7 @@ class Detector:
         where = getattr(self.runner, "path", None) or self.model_dir
         return (
             f"{self.backend_name} ({where}), threshold {self.threshold:g}, batch {self.batch_size}, "
-            f"{self.num_workers} decode worker(s)"
+            f"{self.num_workers} decode worker(s), {self.crops} crop(s) per large image"
         )
 
     def _label(self, score: float) -> str:
@@ -203,7 +211,9 @@ class Detector:
         """Rows for one collated batch, in its order; non-finite model output is an error, not a score."""
         scored: dict[int, PredictionRow] = {}
         if batch.pixel_values is not None:
-            scores = ai_scores(self.runner(batch.pixel_values))
+            logits = self.runner(batch.pixel_values)  # (crops of the batch, num_labels)
+            per_image = np.split(logits, np.cumsum(batch.crop_counts)[:-1])
+            scores = ai_scores(np.stack([crops.mean(axis=0) for crops in per_image]))  # mean of the crops' logits
             for i, score in zip(batch.good, scores, strict=True):
                 if np.isfinite(score):
                     scored[i] = PredictionRow(paths[i], self._label(float(score)), float(score))
@@ -231,7 +241,7 @@ class Detector:
         items = expand_inputs(inputs)
         readable = [item.path for item in items if item.error is None]
         pending = iter(items)
-        batches = pixel_batches(readable, self.processor, self.batch_size, self.num_workers)
+        batches = pixel_batches(readable, self.processor, self.batch_size, self.num_workers, self.crops)
         for rows in self._scored_batches(batches, readable):
             for row in rows:
                 for item in pending:  # emit inputs that resolved to nothing where they were given
@@ -251,7 +261,7 @@ class Detector:
             items = []
             for k, image in enumerate(chunk):
                 try:
-                    pixels = self.processor(load_image(image), return_tensors="pt")["pixel_values"][0]
+                    pixels = process_image(self.processor, load_image(image), self.crops)
                     items.append((k, pixels, None))
                 except ImageLoadError as err:
                     items.append((k, None, str(err)))
