@@ -136,6 +136,11 @@ class RunArguments:
         default=True,
         metadata={"help": "Run the robustness sweep (JPEG, downscale, blur, WebP) in the end-of-training evaluation."},
     )
+    export_onnx: bool = field(
+        default=True,
+        metadata={"help": "End of training: write the checked ONNX fp32 and int8 models beside the weights (the "
+                  "CPU fast path predict.py picks by itself; needs the `onnx` extra)."},
+    )
     decision_threshold_rule: str = field(
         default="max_accuracy",
         metadata={"help": "How the decision threshold on P(ai) is chosen on validation: 'max_accuracy', or "

@@ -2,12 +2,14 @@
 
     python scripts/export_onnx.py --model outputs/demo                     # model.onnx, parity vs torch
     python scripts/export_onnx.py --model outputs/demo --quantize int8     # + model_int8.onnx, ROC-AUC check
-    python scripts/export_onnx.py --model my_model --images my_photos/     # unlabelled images: fp32 only
+    python scripts/export_onnx.py --model my_model --images my_photos/ --quantize int8   # any folder, unlabelled
 
 Real images drive both checks: by default the run's own manifest (calibration on its validation rows,
 checks on its test rows, under the data_dir recorded at training time or --data_dir). The fp32
-graph must match torch within 1e-3 in P(ai); int8 must keep ROC-AUC within 0.005 of fp32. The
-figures go to <model>/onnx_export.json and a failed check removes its file (exit status 1).
+graph must match torch within 1e-3 in P(ai); int8 must keep ROC-AUC within 0.005 of fp32 on labelled
+images, or on unlabelled ones (--images) change at most 1% of the labels at the model's threshold.
+The figures (score differences included) go to <model>/onnx_export.json and a failed check removes
+its file (exit status 1). Training runs this itself at its end (`export_onnx: true`).
 """
 
 from __future__ import annotations
@@ -17,12 +19,13 @@ import json
 import logging
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from modeling.data.index import DataError
 from modeling.data.selection import run_check_images
 from modeling.inference.images import expand_inputs
 from modeling.inference.onnx_export import CheckImages, ExportError, export
-from modeling.run_folder import ONNX_RECORD
+from modeling.run_folder import MANIFEST, ONNX_RECORD
 
 logger = logging.getLogger("export_onnx")
 
@@ -44,6 +47,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.images:
             images = CheckImages.unlabelled([item.path for item in expand_inputs(args.images) if item.error is None])
+        elif not (Path(args.model) / MANIFEST).is_file():
+            raise DataError(f"{args.model} has no {MANIFEST} (a folder not trained here?): pass --images DIR with "
+                            "images to check the export on")
         else:
             images = CheckImages(*run_check_images(args.model, args.data_dir))
         record = export(args.model, images, args.quantize, args.num_calibration, args.num_check)

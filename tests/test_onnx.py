@@ -101,14 +101,39 @@ def test_failed_int8_check_removes_the_file(exported, tmp_path, monkeypatch):
         Detector.from_pretrained(folder, backend="onnx", precision="int8")
 
 
-def test_int8_needs_labels(exported, tmp_path):
+def test_int8_on_unlabelled_images_is_checked_by_label_agreement(exported, tmp_path, monkeypatch):
+    """A folder without labels (export_onnx.py --images DIR): int8 is kept while it changes no more than 1%
+    of the labels at the model's threshold, and the score differences are recorded."""
     folder = tmp_path / "model"
     shutil.copytree(exported, folder)
     unlabelled = onnx_export.CheckImages.unlabelled(data_images(exported).check)
-    with pytest.raises(onnx_export.ExportError, match="unverified"):
+    entry = onnx_export.quantize_checked(folder, unlabelled, num_calibration=8)["int8"]
+    assert entry["passed"] and entry["label_flips"] <= onnx_export.INT8_FLIP_TOLERANCE
+    assert "roc_auc_int8" not in entry and entry["max_abs_score_diff"] >= entry["mean_abs_score_diff"] >= 0
+    monkeypatch.setattr(onnx_export, "INT8_FLIP_TOLERANCE", -1.0)  # any agreement is now too little
+    with pytest.raises(onnx_export.ExportError, match="unlabelled"):
         onnx_export.quantize_checked(folder, unlabelled, num_calibration=8)
     assert not (folder / "model_int8.onnx").exists()
 
+
+def test_export_script_on_a_folder_without_manifest(exported, tmp_path, caplog):
+    """A model folder that was not trained here (no manifest): parity on the given images, fp32 and int8."""
+    folder = tmp_path / "downloaded"
+    shutil.copytree(exported, folder)
+    for name in ("manifest.csv", "training_config.yaml", "model.onnx", "model_int8.onnx", ONNX_RECORD):
+        (folder / name).unlink(missing_ok=True)
+    images = sorted(Path(data_images(exported).check[0]).parents[1].rglob("*.jpg"))[:12]
+    image_dir = tmp_path / "mine"
+    image_dir.mkdir()
+    for path in images:
+        shutil.copy(path, image_dir / f"{path.parent.name}_{path.name}")
+    script = load_script("export_onnx")
+    assert script.main(["--model", str(folder), "--quantize", "int8"]) == 1  # no manifest: says to pass --images
+    assert "--images" in caplog.text
+    assert script.main(["--model", str(folder), "--quantize", "int8", "--images", str(image_dir)]) == 0
+    record = json.loads((folder / ONNX_RECORD).read_text())
+    assert record["fp32"]["passed"] and record["int8"]["passed"] and "label_flips" in record["int8"]
+    assert Detector.from_pretrained(folder).backend_name == "onnx-int8"
 
 
 def test_layer_scale_folding_keeps_the_function(tiny_trained_model):

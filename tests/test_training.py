@@ -26,12 +26,15 @@ def tiny_argv(data: Path, out: Path, *extra: str) -> list[str]:
                                       "--logging_steps", "1", "--holdout_generators", "latent_decoder", *extra)
 
 
+ONNX = ("--export_onnx", "true")
+
+
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory):
     base = tmp_path_factory.mktemp("run")
     data = make_demo_data(base / "data", DemoSpec(images_per_source=10), progress=False)
     out = base / "out"
-    rc = train_script.main(tiny_argv(data, out))
+    rc = train_script.main(tiny_argv(data, out, *ONNX))
     assert rc == 0
     return data, out
 
@@ -94,3 +97,18 @@ def test_misspelt_key_fails_clearly(tmp_path, caplog):
         rc = train_script.main(tiny_argv(tmp_path, tmp_path / "o", "--learning_rat", "0.1"))
     assert rc == 2
     assert "learning_rat" in caplog.text
+
+
+def test_training_ships_the_checked_fast_path(tiny_run):
+    """The end of training writes ONNX fp32 and int8 with passing checks; prediction picks int8 by itself."""
+    from modeling.inference.predictor import Detector
+    from modeling.system import cpu_has_native_bf16
+
+    _, out = tiny_run
+    record = json.loads((out / "onnx_export.json").read_text())
+    assert record["fp32"]["passed"] and (out / "model.onnx").is_file()
+    assert record["int8"]["passed"] == (out / "model_int8.onnx").is_file()
+    if record["int8"]["passed"]:  # a two-step model can fail the int8 check honestly; then fp32 is the path
+        assert "roc_auc_int8" in record["int8"]
+    expected = "onnx-int8" if record["int8"]["passed"] else ("torch-bf16" if cpu_has_native_bf16() else "onnx-fp32")
+    assert Detector.from_pretrained(out, num_workers=0).backend_name == expected

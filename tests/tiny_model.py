@@ -55,5 +55,6 @@ class TinyModelTester:
             "--patch_size", str(cls.patch_size), "--image_size", str(cls.image_size),
             "--train_crop_size", str(cls.image_size),
             "--per_device_train_batch_size", "8", "--per_device_eval_batch_size", "16", "--dataloader_num_workers", "0",
+            "--export_onnx", "false",  # tests/test_training.py checks the end-of-training export once
             *extra,
         ]  # fmt: skip

@@ -30,11 +30,12 @@ from typing import Any
 
 import numpy as np
 import torch
-from transformers import AutoImageProcessor, AutoModelForImageClassification
+from transformers import AutoConfig, AutoImageProcessor, AutoModelForImageClassification
 
 from modeling.image_processing import processor_crop_size
 from modeling.inference.images import pixel_batches
 from modeling.inference.runners import OnnxRunner, TorchRunner
+from modeling.labels import decision_threshold
 from modeling.metrics import ai_scores, roc_auc
 from modeling.run_folder import ONNX_FILES, RunFolder
 
@@ -43,6 +44,7 @@ logger = logging.getLogger(__name__)
 OPSET = 18
 FP32_TOLERANCE = 1e-3
 INT8_AUC_TOLERANCE = 0.005
+INT8_FLIP_TOLERANCE = 0.01  # unlabelled check images: share whose label int8 may change
 INT8_OP_TYPES = ["Conv", "MatMul"]  # the classifier head (Gemm) stays fp32: it sets the score directly
 
 
@@ -342,6 +344,27 @@ def export(
     return record
 
 
+def int8_verdict(
+    labels: Sequence[int] | None, fp32: np.ndarray, int8: np.ndarray, threshold: float
+) -> tuple[bool, str, dict[str, Any]]:
+    """(kept, why, figures): with labels of both classes, int8 must keep ROC-AUC within INT8_AUC_TOLERANCE
+    of fp32's; on unlabelled images it must give the same label (at the model's threshold) to all but
+    INT8_FLIP_TOLERANCE of them. The score differences are reported either way."""
+    flips = float(np.mean((fp32 >= threshold) != (int8 >= threshold)))
+    diff = np.abs(int8 - fp32)
+    figures: dict[str, Any] = dict(num_images=len(int8), max_abs_score_diff=float(diff.max()),
+                                   mean_abs_score_diff=float(diff.mean()), label_flips=flips)
+    auc_fp32, auc_int8 = _roc_auc(labels, fp32), _roc_auc(labels, int8)
+    if auc_fp32 is not None and auc_int8 is not None:
+        figures.update(roc_auc_fp32=auc_fp32, roc_auc_int8=auc_int8, auc_tolerance=INT8_AUC_TOLERANCE)
+        reason = f"int8 ROC-AUC {auc_int8:.4f} vs fp32 {auc_fp32:.4f} (allowed drop {INT8_AUC_TOLERANCE})"
+        return auc_fp32 - auc_int8 <= INT8_AUC_TOLERANCE, reason, figures
+    figures["flip_tolerance"] = INT8_FLIP_TOLERANCE
+    reason = (f"unlabelled check images: int8 changes the label of {flips:.2%} of them at threshold "
+              f"{threshold:.4f} (allowed {INT8_FLIP_TOLERANCE:.0%}); no ROC-AUC without labels of both classes")
+    return flips <= INT8_FLIP_TOLERANCE, reason, figures
+
+
 def quantize_checked(
     model_dir: str | Path,
     images: CheckImages,
@@ -349,13 +372,15 @@ def quantize_checked(
     num_check: int = 256,
     num_threads: int | None = None,
 ) -> dict[str, Any]:
-    """Static int8 from the checked fp32 export; kept only if its ROC-AUC is within tolerance of fp32's."""
+    """Static int8 from the checked fp32 export; kept only if `int8_verdict` passes."""
     model_dir = Path(model_dir)
-    reason = RunFolder(model_dir).usable_onnx("fp32")
+    run = RunFolder(model_dir)
+    reason = run.usable_onnx("fp32")
     if reason is not None:
         raise ExportError(f"int8 needs a checked fp32 export first: {reason}")
     processor = AutoImageProcessor.from_pretrained(str(model_dir))
-    sha = RunFolder(model_dir).weights_sha256()
+    threshold = decision_threshold(AutoConfig.from_pretrained(str(model_dir)))
+    sha = run.weights_sha256()
     record = _fresh_record(model_dir, sha)
     check, labels = _check_set(images, processor, num_check)
     calibration, _ = load_pixels(images.calibration, processor, num_calibration, batch_size=8)
@@ -365,21 +390,15 @@ def quantize_checked(
     quantize_int8(model_dir / ONNX_FILES["fp32"], int8_path, calibration)
     fp32_runner = OnnxRunner(model_dir / ONNX_FILES["fp32"], "fp32", num_threads)
     fp32_scores, int8_scores = score_pairs(fp32_runner, OnnxRunner(int8_path, "int8", num_threads), check)
-    auc_fp32, auc_int8 = _roc_auc(labels, fp32_scores), _roc_auc(labels, int8_scores)
-    entry = record["int8"] = dict(
-        file=int8_path.name, weights_sha256=sha, num_calibration_images=sum(len(b) for b in calibration),
-        num_images=len(int8_scores), max_abs_score_diff=float(np.max(np.abs(int8_scores - fp32_scores))),
-        mean_abs_score_diff=float(np.mean(np.abs(int8_scores - fp32_scores))),
-        roc_auc_fp32=auc_fp32, roc_auc_int8=auc_int8, auc_tolerance=INT8_AUC_TOLERANCE,
-    )
-    if auc_fp32 is None or auc_int8 is None:
-        _fail(model_dir, record, "int8", "int8 accuracy unverified: the check images need labels of both classes")
-    entry["reason"] = f"int8 ROC-AUC {auc_int8:.4f} vs fp32 {auc_fp32:.4f} (allowed drop {INT8_AUC_TOLERANCE})"
-    entry["passed"] = auc_fp32 - auc_int8 <= INT8_AUC_TOLERANCE
-    logger.info("int8 ONNX: %s, max |score diff| %.3f", entry["reason"], entry["max_abs_score_diff"])
-    if not entry["passed"]:
-        _fail(model_dir, record, "int8", entry["reason"])
-    RunFolder(model_dir).write_onnx_record(record)
+    passed, reason, figures = int8_verdict(labels, fp32_scores, int8_scores, threshold)
+    record["int8"] = dict(file=int8_path.name, weights_sha256=sha, decision_threshold=threshold,
+                          num_calibration_images=sum(len(b) for b in calibration), **figures, reason=reason,
+                          passed=passed)
+    logger.info("int8 ONNX: %s; |score diff| mean %.2e, max %.2e", reason, figures["mean_abs_score_diff"],
+                figures["max_abs_score_diff"])
+    if not passed:
+        _fail(model_dir, record, "int8", reason)
+    run.write_onnx_record(record)
     return record
 
 

@@ -1,4 +1,5 @@
-"""The training run, top to bottom: data -> Trainer -> calibration -> test evaluation -> card -> optional push.
+"""The training run, top to bottom: data -> Trainer -> calibration -> test evaluation -> ONNX export -> card
+-> optional push.
 
     accelerate launch scripts/train.py [--config configs/demo.yaml] [--key value ...]
 
@@ -10,6 +11,7 @@ One final test evaluation writes both `eval/metrics.json` and `test_results.json
 from __future__ import annotations
 
 import importlib.metadata
+import importlib.util
 import logging
 import os
 import shutil
@@ -26,9 +28,10 @@ from modeling.config import PROJECT_ROOT, ConfigError, RunConfig, save_config
 from modeling.data.demo import is_demo_data
 from modeling.data.index import DataError
 from modeling.data.manifest import load_manifest
-from modeling.data.selection import resolve_eval_data
+from modeling.data.selection import resolve_eval_data, run_check_images
 from modeling.evaluation.evaluate import run_evaluation
 from modeling.image_processing import build_image_processor
+from modeling.inference.onnx_export import CheckImages, ExportError, export
 from modeling.labels import DEFAULT_THRESHOLD
 from modeling.metrics import ai_scores, detection_metrics, negative_log_likelihood, with_prefix
 from modeling.model import build_model
@@ -40,6 +43,8 @@ from modeling.training.data import build_datasets, ensure_demo_data, prepare_man
 from modeling.training.trainer import DetectionMetrics, ReliableTrainer, collate_counting_skips
 
 logger = logging.getLogger(__name__)
+
+ONNX_MODULES = ("onnx", "onnxscript", "onnxruntime")  # the `onnx` extra
 
 
 # --------------------------------------------------------------------------- before the first step
@@ -177,6 +182,22 @@ def evaluate_test(trainer: ReliableTrainer, config: RunConfig, run: RunFolder) -
     return out
 
 
+def export_fast_path(config: RunConfig, run: RunFolder) -> None:
+    """The checked ONNX fp32 + int8 beside the weights, so predict.py, the web demo and a Hub download get
+    the fast CPU backend with no extra step. A missing extra or a failed check costs the export, not the run."""
+    if not config.run.export_onnx:
+        return
+    missing = [name for name in ONNX_MODULES if importlib.util.find_spec(name) is None]
+    if missing:
+        logger.warning("no ONNX export (%s not installed): pip install '.[onnx]', then python scripts/export_onnx.py "
+                       "--model %s --quantize int8", ", ".join(missing), run.root)
+        return
+    try:
+        export(run.root, CheckImages(*run_check_images(run.root, config.data.data_dir)), quantize="int8")
+    except (DataError, ExportError, OSError) as err:
+        logger.warning("ONNX export failed (%s); the model folder is complete without it", err)
+
+
 def publish(config: RunConfig, run: RunFolder, push: bool) -> None:
     """The model card, then the optional push. A failed push is logged with the command that retries
     it; the local folder is complete either way."""
@@ -248,6 +269,7 @@ def train(config: RunConfig) -> dict[str, dict[str, Any]]:
         if values:
             trainer.save_metrics(split, values)  # {split}_results.json and all_results.json, main process only
     if trainer.is_world_process_zero():
+        export_fast_path(config, run)
         publish(config, run, push)
         if not config.run.keep_checkpoints:
             for checkpoint in run.root.glob("checkpoint-*"):
