@@ -3,6 +3,7 @@
     python scripts/predict.py --model outputs/demo photos/ --output scores.csv
     python scripts/predict.py --model outputs/demo 'shots/**/*.png' one.jpg --output scores.jsonl --threshold 0.7
     python scripts/predict.py --model user/artifact-detector img.webp          # a Hub repo; CSV to stdout
+    accelerate launch --num_processes 4 scripts/predict.py --model M big_folder/ --output scores.csv   # 4 GPUs
 
 Rows: path, label (real/ai), score_ai (P(ai)), error (why a file got no score). The label uses the
 model's calibrated `decision_threshold` unless --threshold is given. With no --backend, the fastest
@@ -37,6 +38,7 @@ from modeling.inference.predictor import (
     ModelLoadError,
     PredictionRow,
 )
+from modeling.inference.processes import Processes
 
 FIELDS = ["path", "label", "score_ai", "error"]
 logger = logging.getLogger("predict")
@@ -104,29 +106,49 @@ def summarize(rows: Iterable[PredictionRow], seconds: float) -> tuple[str, int]:
     return text, scored
 
 
+def load_detector(args: argparse.Namespace, processes: Processes) -> Detector:
+    return Detector.from_pretrained(
+        args.model, backend=args.backend, precision=args.precision, threshold=args.threshold,
+        batch_size=args.batch_size, num_workers=args.num_workers, crops=args.crops, device=processes.device,
+        num_threads=args.num_threads or processes.cpu_threads(),
+    )
+
+
+def write_rows(rows: Iterable[PredictionRow], output: str | None, fmt: str, progress: tqdm) -> list[PredictionRow]:
+    """Rows to the output as they come (nothing scored is lost if the run stops); returns them."""
+    written = []
+    with ExitStack() as stack:
+        stream = stack.enter_context(open(output, "w", newline="")) if output else sys.stdout
+        writer = RowWriter(stream, fmt)
+        for row in rows:
+            writer.write(row)
+            written.append(row)
+            progress.update()
+    progress.close()
+    return written
+
+
 def run(args: argparse.Namespace) -> int:
     fmt = output_format(args.output)
+    processes = Processes()  # one, or those of `accelerate launch`: each scores its share
     try:
-        detector = Detector.from_pretrained(
-            args.model, backend=args.backend, precision=args.precision, threshold=args.threshold,
-            batch_size=args.batch_size, num_workers=args.num_workers, num_threads=args.num_threads, crops=args.crops,
-        )
+        detector = load_detector(args, processes)
     except (ModelLoadError, ValueError) as err:
         logger.error("%s", err)
         return 2
-    logger.info("backend: %s", detector.describe())
+    logger.info("backend: %s%s", detector.describe(),
+                f" (process {processes.rank + 1} of {processes.world})" if processes.world > 1 else "")
     items = expand_inputs(args.paths)
-    rows: list[PredictionRow] = []
     start = time.perf_counter()
-    with ExitStack() as stack:
-        stream = stack.enter_context(open(args.output, "w", newline="")) if args.output else sys.stdout
-        writer = RowWriter(stream, fmt)
-        progress = tqdm(total=len(items), unit="img", disable=args.no_progress, file=sys.stderr)
-        for row in detector.predict(items):
-            writer.write(row)
-            rows.append(row)
-            progress.update()
-        progress.close()
+    progress = tqdm(total=len(items), unit="img", disable=args.no_progress or not processes.is_main, file=sys.stderr)
+    if processes.world == 1:
+        rows = write_rows(detector.predict(items), args.output, fmt, progress)
+    else:
+        mine = list(detector.predict(processes.share(items)))
+        rows = processes.gather(mine)
+        if not processes.is_main:
+            return 0
+        rows = write_rows(rows, args.output, fmt, progress)
     text, scored = summarize(rows, time.perf_counter() - start)
     logger.info("%s%s", text, f"\nwrote {args.output}" if args.output else "")
     if not scored:

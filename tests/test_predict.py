@@ -344,3 +344,29 @@ def test_several_crops_average_the_logits(tiny_model, tmp_path):
     assert rows["large.png"] != pytest.approx(single.predict_images([large])[0].score_ai, abs=1e-4)
     assert rows["small.png"] == pytest.approx(single.predict_images([small])[0].score_ai, abs=1e-6)
     assert multi.predict_images([large])[0].score_ai == pytest.approx(expected, abs=1e-6)
+
+
+@pytest.mark.slow  # three fresh Python processes (launcher + 2 workers) importing torch
+def test_accelerate_launch_two_processes_write_one_output_in_input_order(tiny_model, odd_inputs, tmp_path):
+    """`accelerate launch` with 2 CPU processes: each scores half, one CSV comes out, equal to one process's."""
+    import os
+    import subprocess
+    import sys
+
+    folder, _ = odd_inputs
+    root = Path(__file__).resolve().parent.parent
+    args = ["--model", str(tiny_model), str(folder), "--no_progress", "--crops", "4"]
+    env = {**os.environ, "ACCELERATE_USE_CPU": "1", "OMP_NUM_THREADS": "1", "PYTHONPATH": str(root)}
+    launch = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
+              "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no"]
+    done = subprocess.run([*launch, str(root / "scripts" / "predict.py"), *args, "--output", str(tmp_path / "two.csv")],
+                          env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "process 2 of 2" in done.stderr and "process 1 of 2" in done.stderr
+    assert load_script("predict").main([*args, "--output", str(tmp_path / "one.csv")]) == 0
+    with open(tmp_path / "one.csv", newline="") as one, open(tmp_path / "two.csv", newline="") as two:
+        single, launched = list(csv.DictReader(one)), list(csv.DictReader(two))
+    assert [r["path"] for r in launched] == [r["path"] for r in single] and len(single) > 4
+    for a, b in zip(single, launched, strict=True):
+        assert (a["label"], a["error"]) == (b["label"], b["error"])
+        assert a["score_ai"] == b["score_ai"] or float(a["score_ai"]) == pytest.approx(float(b["score_ai"]), abs=1e-6)
