@@ -75,7 +75,8 @@ class DataArguments:
     validation_fraction: float = field(default=0.1)
     test_fraction: float = field(default=0.1)
     holdout_generators: list[str] = field(
-        default_factory=list, metadata={"help": "Sources kept out of training entirely (unseen-generator test)."}
+        default_factory=list,
+        metadata={"help": "Sources kept out of training entirely (unseen-generator test); 'none' for none."},
     )
     demo_data: bool = field(default=False, metadata={"help": "Generate the demo dataset in data_dir if absent."})
     demo_images_per_source: int = field(default=400)
@@ -99,6 +100,8 @@ class DataArguments:
     def __post_init__(self) -> None:
         if self.max_per_source is not None and self.max_per_source <= 0:
             self.max_per_source = None  # like num_real/num_ai <= 0 (all): lets the CLI lift a YAML cap
+        if [name.lower() for name in self.holdout_generators] == ["none"]:
+            self.holdout_generators = []  # `--holdout_generators none` lifts a YAML list from the command line
 
 
 @dataclass

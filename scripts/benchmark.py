@@ -1,5 +1,6 @@
 """Benchmarks that print figures and ratios measured side by side in one run.
 
+    python scripts/benchmark.py demo --seeds 5               # the demo recipe over seeds (--dataset outside)
     python scripts/benchmark.py predict                      # predict.py backends vs pipeline()
     python scripts/benchmark.py memory --config configs/convnext_tiny_artifact.yaml
     python scripts/benchmark.py train --config configs/demo.yaml
@@ -17,6 +18,7 @@ import sys
 from collections.abc import Sequence
 
 SUBCOMMANDS = {
+    "demo": "modeling.benchmarks.demo",
     "predict": "modeling.benchmarks.predict",
     "memory": "modeling.benchmarks.memory",
     "train": "modeling.benchmarks.train",

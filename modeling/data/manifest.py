@@ -183,7 +183,10 @@ def _check_holdout(index: pd.DataFrame, holdout_sources: Sequence[str], root: st
     available = sorted(index["source"].unique())
     unknown = sorted(set(holdout_sources) - set(available))
     if unknown:
-        raise DataError(f"Held-out source(s) {unknown} not found under {str(root)!r}; available sources: {available}.")
+        raise DataError(
+            f"Held-out source(s) {unknown} not found under {str(root)!r}; available sources: {available}. "
+            "Pass --holdout_generators with some of those, or --holdout_generators none."
+        )
 
 
 def _mean_test_ai_per_source(manifest: pd.DataFrame) -> int | None:

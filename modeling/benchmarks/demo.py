@@ -1,0 +1,117 @@
+"""The demo recipe over several seeds: does it learn the trace every time, and on data it was not tuned on?
+
+    python scripts/benchmark.py demo --seeds 5                       # configs/demo.yaml, seeds 0..4, data/demo
+    python scripts/benchmark.py demo --seeds 5 --dataset outside     # the same recipe on the outside set
+    python scripts/benchmark.py demo --seeds 5 -- --self_fake_prob 0 # an ablation: overrides after --
+
+The data is generated once (data/demo, or data/outside from `modeling.benchmarks.outside_data`, a
+set made differently that the recipe was never tuned on); then each seed is one fresh
+`scripts/train.py` process, timed from start to exit like a user's run. Printed per seed: test
+ROC-AUC on the seen generators and on the held-out one, the first step whose validation ROC-AUC
+reaches 0.9, wall time; then min / median / max. The seed sets the initialisation, the augmentation
+stream and the split. Everything goes under --output_dir (a folder per seed and benchmark.json).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from modeling.config import DEFAULT_CONFIG, PROJECT_ROOT
+from modeling.data.demo import DEMO_DATA_DIR, DemoSpec, demo_data_exists, make_demo_data
+from modeling.run_folder import RunFolder, results_file
+
+OUTSIDE_DIR = Path("data/outside")
+OUTSIDE_IMAGES_PER_SOURCE = 300
+LEARNED_AT = 0.9  # "steps to learn": the first evaluation at or above this validation ROC-AUC
+COLUMNS = ("seen_roc_auc", "unseen_roc_auc", "steps_to_val_0.9", "wall_s")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--seeds", type=int, default=5, help="Train with seeds 0..N-1.")
+    parser.add_argument("--first_seed", type=int, default=0)
+    parser.add_argument("--dataset", choices=("demo", "outside"), default="demo")
+    parser.add_argument("--config", default=str(DEFAULT_CONFIG), help="Training YAML (default: the demo's).")
+    parser.add_argument("--output_dir", default="outputs/benchmark_demo")
+    parser.add_argument("overrides", nargs=argparse.REMAINDER, help="-- then training overrides (--key value).")
+
+
+def prepare_data(dataset: str, config: str) -> list[str]:
+    """Generate the data once; the training arguments that point a run at it."""
+    if dataset == "outside":
+        from modeling.benchmarks.outside_data import SOURCES, make_outside_data
+
+        if not all((OUTSIDE_DIR / s / "metadata.csv").is_file() for s in SOURCES):
+            make_outside_data(OUTSIDE_DIR, images_per_source=OUTSIDE_IMAGES_PER_SOURCE, seed=0)
+        return ["--data_dir", str(OUTSIDE_DIR), "--holdout_generators", "none"]
+    if not demo_data_exists(DEMO_DATA_DIR):
+        import yaml
+
+        per_source = (yaml.safe_load(Path(config).read_text()) or {}).get("demo_images_per_source", 400)
+        make_demo_data(DEMO_DATA_DIR, DemoSpec(images_per_source=per_source))
+    return []
+
+
+def steps_to_learn(run: RunFolder) -> int | None:
+    """The first global step whose validation ROC-AUC reached LEARNED_AT (None if none did)."""
+    state = run.read_json("trainer_state.json") or {}
+    hits = [e["step"] for e in state.get("log_history", []) if e.get("eval_roc_auc", 0) >= LEARNED_AT]
+    return min(hits) if hits else None
+
+
+def train_one(seed: int, args: argparse.Namespace, data_args: list[str]) -> dict[str, Any]:
+    out = Path(args.output_dir) / f"seed_{seed}"
+    shutil.rmtree(out, ignore_errors=True)  # a stale checkpoint would be resumed
+    overrides = [a for a in args.overrides if a != "--"]
+    cmd = [sys.executable, str(PROJECT_ROOT / "scripts" / "train.py"), "--config", args.config, "--seed", str(seed),
+           "--output_dir", str(out), *data_args, *overrides]
+    start = time.perf_counter()
+    done = subprocess.run(cmd, capture_output=True, text=True)
+    wall = time.perf_counter() - start
+    (Path(args.output_dir) / f"seed_{seed}.log").write_text(done.stdout + done.stderr)
+    if done.returncode != 0:
+        raise RuntimeError(f"seed {seed} failed (exit {done.returncode}); see {args.output_dir}/seed_{seed}.log")
+    run = RunFolder(out)
+    seen = run.read_json(results_file("test")) or {}
+    unseen = run.read_json(results_file("test_unseen")) or {}
+    return {"seed": seed, "seen_roc_auc": seen.get("test_roc_auc"), "unseen_roc_auc": unseen.get("test_unseen_roc_auc"),
+            "steps_to_val_0.9": steps_to_learn(run), "wall_s": round(wall, 1)}
+
+
+def summary(rows: list[dict[str, Any]]) -> dict[str, dict[str, float | None]]:
+    """min / median / max of each column over the seeds (a run that never learned counts as missing)."""
+    out = {}
+    for column in COLUMNS:
+        values = [r[column] for r in rows if r[column] is not None]
+        out[column] = ({"min": min(values), "median": statistics.median(values), "max": max(values),
+                        "n": len(values)} if values else {"min": None, "median": None, "max": None, "n": 0})
+    return out
+
+
+def _fmt(value: Any) -> str:
+    return "-" if value is None else f"{value:.4f}" if isinstance(value, float) and value <= 1 else str(value)
+
+
+def run(args: argparse.Namespace) -> int:
+    Path(args.output_dir).mkdir(parents=True, exist_ok=True)
+    data_args = prepare_data(args.dataset, args.config)
+    print(f"{'seed':>4}  " + "  ".join(f"{c:>16}" for c in COLUMNS), flush=True)
+    rows = []
+    for seed in range(args.first_seed, args.first_seed + args.seeds):
+        row = train_one(seed, args, data_args)
+        rows.append(row)
+        print(f"{seed:>4}  " + "  ".join(f"{_fmt(row[c]):>16}" for c in COLUMNS), flush=True)
+    stats = summary(rows)
+    for name in ("min", "median", "max"):
+        print(f"{name:>6}" + "".join(f"  {_fmt(stats[c][name]):>16}" for c in COLUMNS))
+    report = {"dataset": args.dataset, "config": args.config, "overrides": args.overrides, "runs": rows,
+              "summary": stats}
+    (Path(args.output_dir) / "benchmark.json").write_text(json.dumps(report, indent=2) + "\n")
+    return 0
