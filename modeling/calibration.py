@@ -22,12 +22,12 @@ import numpy as np
 import torch
 from scipy.optimize import minimize_scalar
 
-from modeling.labels import DEFAULT_THRESHOLD
+from modeling.labels import DEFAULT_THRESHOLD, DEFAULT_THRESHOLD_RULE
 from modeling.metrics import ai_scores, brier_score, expected_calibration_error, negative_log_likelihood
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_RULE = "max_accuracy"
+DEFAULT_RULE = DEFAULT_THRESHOLD_RULE
 TEMPERATURE_BOUNDS = (0.05, 50.0)
 
 

@@ -20,6 +20,7 @@ import yaml
 from transformers import HfArgumentParser, TrainingArguments
 
 from modeling.image_processing import IMAGENET_MEAN, IMAGENET_STD, PROCESSOR_KINDS
+from modeling.labels import DEFAULT_THRESHOLD_RULE
 
 logger = logging.getLogger(__name__)
 
@@ -145,7 +146,7 @@ class RunArguments:
                   "CPU fast path predict.py picks by itself; needs the `onnx` extra)."},
     )
     decision_threshold_rule: str = field(
-        default="max_accuracy",
+        default=DEFAULT_THRESHOLD_RULE,
         metadata={"help": "How the decision threshold on P(ai) is chosen on validation: 'max_accuracy', or "
                   "'target_fpr=<rate>' (the lowest threshold whose false-positive rate on real images is <= rate)."},
     )

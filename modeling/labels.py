@@ -12,6 +12,9 @@ ID2LABEL: dict[int, str] = dict(enumerate(LABEL_NAMES))
 LABEL2ID: dict[str, int] = {name: i for i, name in ID2LABEL.items()}
 AI_LABEL_ID: int = LABEL2ID["ai"]
 DEFAULT_THRESHOLD = 0.5
+# the operating point chosen on validation: at most 5% of real images called ai. It depends only on the
+# real images, so it does not move with which generators training happened to see (max_accuracy does)
+DEFAULT_THRESHOLD_RULE = "target_fpr=0.05"
 
 
 def decision_threshold(config: Any) -> float:

@@ -71,3 +71,20 @@ def test_resolved_config_reloads(tmp_path):
     again = parse_config(["--config", str(tmp_path / "resolved.yaml")])
     assert again.training.learning_rate == 0.25
     assert again.model == config.model and again.data == config.data and again.augment == config.augment
+
+
+def test_threshold_rule_from_yaml_and_command_line(tmp_path, caplog):
+    """decision_threshold_rule is a run setting: default target_fpr=0.05, set in YAML, overridden on the CLI,
+    and a bad rule stops train.py before any data is read."""
+    assert parse_config([]).run.decision_threshold_rule == "target_fpr=0.05"
+    cfg = tmp_path / "rule.yaml"
+    cfg.write_text("hidden_sizes: [4]\ndepths: [1]\ndecision_threshold_rule: max_accuracy\n")
+    assert parse_config(["--config", str(cfg)]).run.decision_threshold_rule == "max_accuracy"
+    config = parse_config(["--config", str(cfg), "--decision_threshold_rule", "target_fpr=0.01"])
+    assert config.run.decision_threshold_rule == "target_fpr=0.01"
+    from conftest import load_script
+
+    argv = ["--config", str(cfg), "--decision_threshold_rule", "fpr=5%", "--data_dir", str(tmp_path / "none"),
+            "--output_dir", str(tmp_path / "out")]
+    assert load_script("train").main(argv) == 2
+    assert "decision_threshold_rule" in caplog.text and not (tmp_path / "out" / "manifest.csv").exists()

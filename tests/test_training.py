@@ -112,3 +112,40 @@ def test_training_ships_the_checked_fast_path(tiny_run):
         assert "roc_auc_int8" in record["int8"]
     expected = "onnx-int8" if record["int8"]["passed"] else ("torch-bf16" if cpu_has_native_bf16() else "onnx-fp32")
     assert Detector.from_pretrained(out, num_workers=0).backend_name == expected
+
+
+def test_a_users_data_folder_is_never_written(tmp_path):
+    """The demo config (demo_data: true) pointed at a user's folder: it is read, not a byte changes, and
+    the resolved config says no demo data was generated."""
+    import hashlib
+    import shutil
+
+    from modeling.data.demo import DemoSpec, make_demo_data
+
+    generated = make_demo_data(tmp_path / "generated", DemoSpec(images_per_source=6), progress=False)
+    user = tmp_path / "my_photos"
+    for label, sources in (("real", ("scenes", "textures")), ("ai", ("upconv_gan", "latent_decoder"))):
+        for source in sources:
+            shutil.copytree(generated / source, user / label / source, ignore=shutil.ignore_patterns("*.csv"))
+
+    def listing() -> dict[str, str]:
+        return {str(p.relative_to(user)): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(user.rglob("*"))
+                if p.is_file()}
+
+    before = listing()
+    argv = tiny_argv(user, tmp_path / "out", "--demo_data", "true", "--holdout_generators", "none", "--max_steps", "1",
+                     "--eval_strategy", "no", "--save_strategy", "no", "--load_best_model_at_end", "false")
+    assert train_script.main(argv) == 0
+    assert listing() == before  # same files, same bytes: nothing generated, moved or deleted
+    assert yaml.safe_load((tmp_path / "out" / "training_config.yaml").read_text())["demo_data"] is False
+
+
+def test_demo_data_goes_only_into_the_demos_own_folder(tmp_path, monkeypatch):
+    from modeling.data.demo import DEMO_DATA_DIR, may_generate_into
+
+    monkeypatch.chdir(tmp_path)
+    assert may_generate_into(DEMO_DATA_DIR)  # absent: the demo's first run
+    assert not may_generate_into(tmp_path / "elsewhere")
+    DEMO_DATA_DIR.mkdir(parents=True)
+    (DEMO_DATA_DIR / "mine.jpg").write_bytes(b"a user's file")
+    assert not may_generate_into(DEMO_DATA_DIR)  # data/demo holding something else is not the demo's
