@@ -1,6 +1,7 @@
 """Benchmarks that print figures and ratios measured side by side in one run.
 
     python scripts/benchmark.py demo --seeds 5               # the demo recipe over seeds (--dataset outside)
+    python scripts/benchmark.py multicrop --model outputs/demo   # one crop vs several on 1024 px images
     python scripts/benchmark.py predict                      # predict.py backends vs pipeline()
     python scripts/benchmark.py memory --config configs/convnext_tiny_artifact.yaml
     python scripts/benchmark.py train --config configs/demo.yaml
@@ -19,6 +20,7 @@ from collections.abc import Sequence
 
 SUBCOMMANDS = {
     "demo": "modeling.benchmarks.demo",
+    "multicrop": "modeling.benchmarks.multicrop",
     "predict": "modeling.benchmarks.predict",
     "memory": "modeling.benchmarks.memory",
     "train": "modeling.benchmarks.train",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
@@ -257,3 +258,21 @@ def test_full_dataset_overrides_lift_subset_and_cap():
     data = parse_config(argv).data
     assert (data.num_real, data.num_ai, data.max_per_source) == (0, 0, None)
     assert not data.validate_files and not data.dedup
+
+
+def test_demo_benchmark_trains_each_seed_and_summarises(tmp_path, monkeypatch, capsys):
+    """Two tiny seeds on generated demo data: a row per seed read from each run's own result files."""
+    monkeypatch.chdir(tmp_path)  # the demo's data folder, data/demo, is made here
+    tiny = [*TINY, "--image_size", "32", "--train_crop_size", "32", "--demo_images_per_source", "8",
+            "--max_steps", "2", "--eval_strategy", "steps", "--eval_steps", "1", "--save_strategy", "steps",
+            "--save_steps", "1", "--dataloader_num_workers", "0", "--export_onnx", "false"]
+    assert benchmark.main(["demo", "--seeds", "2", "--output_dir", "bench", "--", *tiny]) == 0
+    report = json.loads((tmp_path / "bench" / "benchmark.json").read_text())
+    assert [r["seed"] for r in report["runs"]] == [0, 1]
+    for row in report["runs"]:
+        seen = json.loads((tmp_path / "bench" / f"seed_{row['seed']}" / "test_results.json").read_text())
+        assert row["seen_roc_auc"] == seen["test_roc_auc"] and row["unseen_roc_auc"] is not None
+        assert row["wall_s"] > 0
+    values = [r["seen_roc_auc"] for r in report["runs"]]
+    assert report["summary"]["seen_roc_auc"]["min"] == min(values)
+    assert "median" in capsys.readouterr().out

@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from modeling.config import DEFAULT_CONFIG, PROJECT_ROOT
+from modeling.config import DEFAULT_CONFIG, PROJECT_ROOT, parse_config
 from modeling.data.demo import DEMO_DATA_DIR, DemoSpec, demo_data_exists, make_demo_data
 from modeling.run_folder import RunFolder, results_file
 
@@ -43,7 +43,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("overrides", nargs=argparse.REMAINDER, help="-- then training overrides (--key value).")
 
 
-def prepare_data(dataset: str, config: str) -> list[str]:
+def prepare_data(dataset: str, config: str, overrides: list[str]) -> list[str]:
     """Generate the data once; the training arguments that point a run at it."""
     if dataset == "outside":
         from modeling.benchmarks.outside_data import SOURCES, make_outside_data
@@ -52,11 +52,13 @@ def prepare_data(dataset: str, config: str) -> list[str]:
             make_outside_data(OUTSIDE_DIR, images_per_source=OUTSIDE_IMAGES_PER_SOURCE, seed=0)
         return ["--data_dir", str(OUTSIDE_DIR), "--holdout_generators", "none"]
     if not demo_data_exists(DEMO_DATA_DIR):
-        import yaml
-
-        per_source = (yaml.safe_load(Path(config).read_text()) or {}).get("demo_images_per_source", 400)
+        per_source = parse_config(["--config", config, *overrides]).data.demo_images_per_source
         make_demo_data(DEMO_DATA_DIR, DemoSpec(images_per_source=per_source))
     return []
+
+
+def _overrides(args: argparse.Namespace) -> list[str]:
+    return [a for a in args.overrides if a != "--"]
 
 
 def steps_to_learn(run: RunFolder) -> int | None:
@@ -69,7 +71,7 @@ def steps_to_learn(run: RunFolder) -> int | None:
 def train_one(seed: int, args: argparse.Namespace, data_args: list[str]) -> dict[str, Any]:
     out = Path(args.output_dir) / f"seed_{seed}"
     shutil.rmtree(out, ignore_errors=True)  # a stale checkpoint would be resumed
-    overrides = [a for a in args.overrides if a != "--"]
+    overrides = _overrides(args)
     cmd = [sys.executable, str(PROJECT_ROOT / "scripts" / "train.py"), "--config", args.config, "--seed", str(seed),
            "--output_dir", str(out), *data_args, *overrides]
     start = time.perf_counter()
@@ -101,7 +103,7 @@ def _fmt(value: Any) -> str:
 
 def run(args: argparse.Namespace) -> int:
     Path(args.output_dir).mkdir(parents=True, exist_ok=True)
-    data_args = prepare_data(args.dataset, args.config)
+    data_args = prepare_data(args.dataset, args.config, _overrides(args))
     print(f"{'seed':>4}  " + "  ".join(f"{c:>16}" for c in COLUMNS), flush=True)
     rows = []
     for seed in range(args.first_seed, args.first_seed + args.seeds):

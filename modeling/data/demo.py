@@ -240,8 +240,13 @@ def make_large_image(source: str, index: int, size: int = 400, seed: int = 1) ->
     """A larger-than-200 px image straight from the 'camera' or 'generator' (JPEG q95, no ArtiFact crop).
 
     Users score photos larger than ArtiFact's 200 px; these test what each preprocessing choice
-    (native crop vs resize) does to the trace at such sizes.
+    (native crop vs resize, one crop vs several) does to the trace at such sizes.
     """
+    return Image.open(io.BytesIO(large_image_bytes(source, index, size, seed)))
+
+
+def large_image_bytes(source: str, index: int, size: int = 400, seed: int = 1) -> bytes:
+    """The JPEG file of `make_large_image`."""
     source_id = (REAL_SOURCES + AI_SOURCES).index(source)
     rng = np.random.default_rng([seed, 1000 + source_id, index])
     style = str(rng.choice(REAL_SOURCES)) if source in AI_SOURCES else source
@@ -251,7 +256,7 @@ def make_large_image(source: str, index: int, size: int = 400, seed: int = 1) ->
     pil = Image.fromarray((np.clip(img, 0, 1) * 255 + 0.5).astype(np.uint8))
     buf = io.BytesIO()
     pil.save(buf, format="JPEG", quality=95)
-    return Image.open(io.BytesIO(buf.getvalue()))
+    return buf.getvalue()
 
 
 def _make_image_job(job: tuple[str, int, DemoSpec]) -> tuple[bytes, str]:
