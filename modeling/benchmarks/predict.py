@@ -21,6 +21,7 @@ import json
 import logging
 import os
 import platform
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -45,7 +46,7 @@ from modeling.inference.images import default_num_workers
 from modeling.inference.predictor import Detector
 from modeling.inference.runners import OnnxRunner, TorchRunner
 from modeling.labels import ID2LABEL, LABEL2ID
-from modeling.run_folder import ONNX_FILES
+from modeling.run_folder import ONNX_FILES, RunFolder
 from modeling.system import available_cores, cpu_flags, cpu_has_native_bf16
 
 logger = logging.getLogger(__name__)
@@ -65,6 +66,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--methods", nargs="+", choices=METHODS, default=None,
                         help="Default: all, with torch-bf16 only where the CPU has native bf16.")
     parser.add_argument("--work_dir", help="Keep the model and images here (default: a temporary folder).")
+    parser.add_argument("--model", help="A trained model folder (copied; its ONNX exports used if checked) instead "
+                        "of the ConvNeXt-Tiny-sized random model.")
     parser.add_argument("--output", help="Also write the results as JSON here.")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--profile", action="store_true",
@@ -277,10 +280,13 @@ def run(args: argparse.Namespace) -> int:
     num_workers = default_num_workers() if args.num_workers is None else args.num_workers
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(args.work_dir or tmp)
-        model_dir = work / "convnext_tiny_random"
-        build_tiny_sized_model(model_dir, args.image_size, args.seed)
+        model_dir = work / "model"
+        if args.model:  # a copy: the export below must not write into the user's folder
+            shutil.copytree(args.model, model_dir, dirs_exist_ok=True, ignore=shutil.ignore_patterns("checkpoint-*"))
+        else:
+            build_tiny_sized_model(model_dir, args.image_size, args.seed)
         paths = write_images(work / "images", args.num_images, args.seed)
-        export_s = prepare_onnx(model_dir, paths, methods)
+        export_s = prepare_onnx(model_dir, paths, methods) if not has_exports(model_dir, methods) else 0.0
         profiles = profile_exports(model_dir, paths, methods, args.batch_size) if args.profile else {}
         made = make_methods(model_dir, methods, args.batch_size, num_workers)
         results = {name: MethodResult(name, load_s) for name, (load_s, _) in made.items()}
@@ -295,16 +301,7 @@ def run(args: argparse.Namespace) -> int:
         "predictor": process_start_s("import modeling.predictor"),
         "pipeline": process_start_s("import transformers.pipelines"),
     }
-    (w0, h0), (w1, h1) = IMAGE_SIZES[0], IMAGE_SIZES[-1]
-    params = sum(p.numel() for p in ConvNextForImageClassification(ConvNextConfig()).parameters()) / 1e6
-    print(
-        f"CPU: {cpu_name()}; torch {torch.__version__}, onnxruntime {onnx_export._ort_version()}\n"
-        f"ConvNeXt-Tiny-sized ({params:.0f}M params, random init), {args.image_size}x{args.image_size} center crop; "
-        f"{args.num_images} JPEGs {w0}x{h0} to {w1}x{h1}; "
-        f"batch {args.batch_size}; predictor: {num_workers} decode worker(s); best of {args.rounds} round(s); "
-        f"ONNX export + int8 calibration {export_s:.0f} s (once per model)\n"
-        f"load average (1/5/15 min) at start and after each round: {', '.join(loads)}\n"
-    )
+    print(setup_line(args, num_workers, export_s, loads))
     print(format_table(results, starts))
     for name, per_op in profiles.items():
         print(format_profile(name, per_op))
@@ -322,6 +319,22 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def setup_line(args: argparse.Namespace, num_workers: int, export_s: float, loads: list[str]) -> str:
+    """What was measured on what: CPU, libraries, model, images, settings, machine load."""
+    (w0, h0), (w1, h1) = IMAGE_SIZES[0], IMAGE_SIZES[-1]
+    config = ConvNextConfig.from_pretrained(args.model) if args.model else ConvNextConfig()
+    params = sum(p.numel() for p in ConvNextForImageClassification(config).parameters()) / 1e6
+    what = f"{args.model} ({params:.2f}M params)" if args.model else f"ConvNeXt-Tiny-sized ({params:.0f}M params)"
+    return (
+        f"CPU: {cpu_name()}; torch {torch.__version__}, onnxruntime {onnx_export._ort_version()}\n"
+        f"{what}, {args.image_size}x{args.image_size} center crop; "
+        f"{args.num_images} JPEGs {w0}x{h0} to {w1}x{h1}; "
+        f"batch {args.batch_size}; predictor: {num_workers} decode worker(s); best of {args.rounds} round(s); "
+        f"ONNX export + int8 calibration {export_s:.0f} s (once per model)\n"
+        f"load average (1/5/15 min) at start and after each round: {', '.join(loads)}\n"
+    )
+
+
 def profile_exports(model_dir: Path, paths: Sequence[str], methods: Sequence[str], batch_size: int) -> dict:
     """method -> operator profile, for the ONNX methods being timed (one batch of the benchmark's images)."""
     processor = AutoImageProcessor.from_pretrained(str(model_dir))
@@ -332,6 +345,11 @@ def profile_exports(model_dir: Path, paths: Sequence[str], methods: Sequence[str
         for m in methods
         if m.startswith("onnx")
     }
+
+
+def has_exports(model_dir: Path, methods: Sequence[str]) -> bool:
+    """Whether a model folder already carries usable exports for every ONNX method (training writes them)."""
+    return all(RunFolder(model_dir).usable_onnx(m.split("-")[1]) is None for m in methods if m.startswith("onnx"))
 
 
 def prepare_onnx(model_dir: Path, paths: Sequence[str], methods: Sequence[str]) -> float:
