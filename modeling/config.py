@@ -26,6 +26,7 @@ logger = logging.getLogger(__name__)
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CONFIG = PROJECT_ROOT / "configs" / "demo.yaml"
+STEM_INITS = ("stock", "highpass")
 
 
 class ConfigError(ValueError):
@@ -46,6 +47,13 @@ class ModelArguments:
     patch_size: int = field(default=4, metadata={"help": "Random init: stem stride (smaller keeps fine traces)."})
     layer_scale_init_value: float = field(default=1e-6, metadata={"help": "Random init: ConvNeXt layer scale."})
     drop_path_rate: float = field(default=0.0, metadata={"help": "Stochastic depth rate."})
+    stem_init: str = field(
+        default="stock",
+        metadata={"help": f"Random init: the stem's initial weights, one of {STEM_INITS} ('highpass': a forensic "
+                  "high-pass filter bank, see modeling/model.py)."},
+    )
+    stem_highpass_gain: float = field(default=16.0, metadata={"help": "highpass stem: gain of the zero-sum atoms."})
+    stem_weight_std: float = field(default=0.2, metadata={"help": "highpass stem: std of the stem weights."})
     processor: str = field(default="crop", metadata={"help": f"Preprocessing, one of {PROCESSOR_KINDS}."})
     image_size: int = field(default=200, metadata={"help": "Side of the square model input."})
     image_mean: list[float] = field(default_factory=lambda: list(IMAGENET_MEAN))
@@ -59,6 +67,10 @@ class ModelArguments:
             raise ConfigError("set model_name_or_path, or both hidden_sizes and depths for a random-init ConvNext")
         if random_init and len(self.hidden_sizes or []) != len(self.depths or []):
             raise ConfigError(f"hidden_sizes {self.hidden_sizes} and depths {self.depths} need one entry per stage")
+        if self.stem_init not in STEM_INITS:
+            raise ConfigError(f"stem_init must be one of {STEM_INITS}, got {self.stem_init!r}")
+        if self.model_name_or_path and self.stem_init != "stock":
+            raise ConfigError("stem_init is for random init; a pretrained model keeps its stem (set stem_init: stock)")
         if self.processor not in PROCESSOR_KINDS:
             raise ConfigError(f"processor must be one of {PROCESSOR_KINDS}, got {self.processor!r}")
 

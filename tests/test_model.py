@@ -1,0 +1,49 @@
+"""The detector network: a stock ConvNext whose stem may start as a high-pass filter bank."""
+
+from __future__ import annotations
+
+import json
+
+import torch
+from transformers import AutoModelForImageClassification, ConvNextConfig
+
+from modeling.config import parse_config
+from modeling.model import build_model, dct_basis, highpass_filter_bank
+
+
+def test_dct_basis_is_orthonormal_and_starts_with_the_mean():
+    for k in (2, 4):
+        atoms = dct_basis(k).reshape(k * k, -1)
+        torch.testing.assert_close(atoms @ atoms.T, torch.eye(k * k, dtype=torch.float64))
+        assert torch.allclose(atoms[0], atoms[0][0].expand(k * k))  # constant atom
+        assert torch.allclose(atoms[1:].sum(dim=1), torch.zeros(k * k - 1, dtype=torch.float64), atol=1e-12)
+
+
+def test_highpass_bank_puts_the_trace_first():
+    """A patch of mean colour plus a small zero-sum (period-2) pattern: the stock init sees the colour,
+    the high-pass bank sees the pattern."""
+    torch.manual_seed(0)
+    bank = highpass_filter_bank(48, 3, 2, gain=16.0, std=0.2).reshape(48, -1)
+    stock = torch.randn(48, 12) * 0.02
+    colour = torch.tensor([0.6, -0.2, 0.3]).repeat_interleave(4)  # (c, 2x2) flattened, per-channel constant
+    trace = 0.02 * torch.tensor([1.0, -1.0, -1.0, 1.0]).repeat(3)  # a checkerboard, zero-sum per channel
+
+    def trace_share(w: torch.Tensor) -> float:
+        return float((w @ trace).norm() ** 2 / ((w @ colour).norm() ** 2 + (w @ trace).norm() ** 2))
+
+    assert trace_share(stock) < 0.01 < 0.2 < trace_share(bank)
+    assert abs(float(bank.std()) - 0.2) < 1e-6
+
+
+def test_highpass_stem_saves_as_a_stock_model(tmp_path):
+    config = parse_config(["--stem_init", "highpass", "--hidden_sizes", "16", "32", "--depths", "1", "1"])
+    model = build_model(config.model)
+    stem = model.convnext.embeddings.patch_embeddings.weight
+    assert stem.shape[1:] == (3, 2, 2)
+    assert (stem.sum(dim=(2, 3)).abs().mean() < stem.abs().mean())  # mostly zero-sum filters
+    model.save_pretrained(tmp_path)
+    saved = json.loads((tmp_path / "config.json").read_text())
+    assert saved["model_type"] == "convnext" and not any("stem" in key for key in saved)
+    reloaded = AutoModelForImageClassification.from_pretrained(tmp_path)
+    assert type(reloaded.config) is ConvNextConfig
+    torch.testing.assert_close(reloaded.convnext.embeddings.patch_embeddings.weight, stem)
