@@ -113,3 +113,11 @@ def test_the_walker_sees_lazy_and_from_imports() -> None:
     assert "modeling.inference.predictor" in GRAPH["modeling"]  # lazy, inside __getattr__
     assert "modeling.calibration" in GRAPH["modeling.evaluation.evaluate"]  # `from modeling import calibration`
     assert "modeling.metrics" in GRAPH["modeling.labels"] or "modeling.labels" in GRAPH["modeling.metrics"]
+
+
+def test_the_readme_names_every_module() -> None:
+    """The README's layout section has a line for each module of the package."""
+    layout = (PACKAGE.parent / "README.md").read_text().split("## Layout", 1)[1]
+    missing = [name for name, path in MODULES.items() if path.name != "__init__.py"
+               and f"`{path.relative_to(PACKAGE).as_posix()}`" not in layout]
+    assert missing == []
