@@ -130,12 +130,28 @@ class AugmentArguments:
     jpeg_prob: float = 0.1
     jpeg_quality: list[int] = field(default_factory=lambda: [65, 95])
     grayscale_prob: float = 0.05
+    # self-made fakes (modeling.augmentation.SelfFakes): a real training image -> random decoder -> ai
+    self_fake_prob: float = field(
+        default=0.0, metadata={"help": "P(a real training image becomes a self-made fake, labelled ai)."}
+    )
+    self_fake_jpeg_prob: float = field(
+        default=1.0, metadata={"help": "With self-fakes on: P(final JPEG save), drawn label-blind for every image."}
+    )
+    self_fake_jpeg_quality: list[int] = field(default_factory=lambda: [65, 100])
+    self_fake_factors: list[int] = field(default_factory=lambda: [2, 4, 8], metadata={"help": "Decoder scales."})
+    self_fake_hf_restore: list[float] = field(
+        default_factory=lambda: [0.0, 1.0], metadata={"help": "Share of the original's fine detail put back."}
+    )
+    self_fake_region: int = field(
+        default=0, metadata={"help": "Work on a random window of this side (0: the whole image); >= the train crop."}
+    )
 
     def __post_init__(self) -> None:
-        for name in ("hflip_prob", "rescale_prob", "blur_prob", "jpeg_prob", "grayscale_prob"):
+        for name in ("hflip_prob", "rescale_prob", "blur_prob", "jpeg_prob", "grayscale_prob", "self_fake_prob",
+                     "self_fake_jpeg_prob"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ConfigError(f"{name} must be a probability in [0, 1], got {getattr(self, name)}")
-        for name in ("rescale_range", "blur_sigma", "jpeg_quality"):
+        for name in ("rescale_range", "blur_sigma", "jpeg_quality", "self_fake_jpeg_quality", "self_fake_hf_restore"):
             lo_hi = getattr(self, name)
             if len(lo_hi) != 2 or lo_hi[0] > lo_hi[1]:
                 raise ConfigError(f"{name} must be [low, high], got {lo_hi}")

@@ -202,9 +202,11 @@ class BatchTransform:
     """`dataset.with_transform` callable: decode, (augment), process -> pixel_values + labels.
 
     An image that fails to decode yields `pixel_values=None`; `collate_fn` drops it and counts it,
-    so one bad file in epoch 17 cannot end a run. With `processor_geometry=False` the transforms
-    have already cropped (training's random crop) and the processor only rescales and normalises;
-    otherwise a smaller training crop would be zero-padded back to the processor's size.
+    so one bad file in epoch 17 cannot end a run. `sample_transform(image, label) -> (image, label)`
+    runs first on the decoded image and may change the label (training's self-made fakes). With
+    `processor_geometry=False` the transforms have already cropped (training's random crop) and the
+    processor only rescales and normalises; otherwise a smaller training crop would be zero-padded
+    back to the processor's size.
     """
 
     def __init__(
@@ -212,27 +214,32 @@ class BatchTransform:
         processor: BaseImageProcessor,
         train_transforms: Callable[[Image.Image], torch.Tensor] | None = None,
         processor_geometry: bool = True,
+        sample_transform: Callable[[Image.Image, int], tuple[Any, int]] | None = None,
     ):
         self.processor = processor
         self.train_transforms = train_transforms
         self.processor_kwargs = {} if processor_geometry else {"do_resize": False, "do_center_crop": False}
+        self.sample_transform = sample_transform
 
     def __call__(self, batch: dict[str, list[Any]]) -> dict[str, list[Any]]:
         pixel_values: list[torch.Tensor | None] = []
-        for record in batch["image"]:
+        labels = list(batch["label"]) if "label" in batch else None
+        for i, record in enumerate(batch["image"]):
             try:
                 image = load_image(record)
             except ImageLoadError as err:
                 logger.warning("skipping unreadable image: %s", err)
                 pixel_values.append(None)
                 continue
+            if self.sample_transform is not None and labels is not None:
+                image, labels[i] = self.sample_transform(image, int(labels[i]))
             if self.train_transforms is not None:
                 image = self.train_transforms(image)
             processed = self.processor(image, return_tensors="pt", **self.processor_kwargs)
             pixel_values.append(processed["pixel_values"][0])
         out: dict[str, list[Any]] = {"pixel_values": pixel_values}
-        if "label" in batch:
-            out["labels"] = list(batch["label"])
+        if labels is not None:
+            out["labels"] = labels
         return out
 
 

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 from datasets import DatasetDict
 
-from modeling.augmentation import build_train_transforms
+from modeling.augmentation import build_self_fakes, build_train_transforms
 from modeling.config import RunConfig
 from modeling.data.dedup import drop_cross_split_duplicates
 from modeling.data.demo import DEMO_DATA_DIR, DemoSpec, demo_data_exists, make_demo_data, may_generate_into
@@ -92,7 +92,8 @@ def build_datasets(config: RunConfig, manifest: pd.DataFrame, processor: Any) ->
     if config.augment.train_crop_size:
         crop = (config.augment.train_crop_size, config.augment.train_crop_size)
     resize = config.model.image_size if config.model.processor == "resize" else None
-    train_tf = BatchTransform(processor, build_train_transforms(crop, config.augment, resize), processor_geometry=False)
+    train_tf = BatchTransform(processor, build_train_transforms(crop, config.augment, resize), processor_geometry=False,
+                              sample_transform=build_self_fakes(config.augment))
     eval_tf = BatchTransform(processor)
     return DatasetDict(
         {name: ds.with_transform(train_tf if name == "train" else eval_tf) for name, ds in splits.items()}

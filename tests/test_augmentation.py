@@ -1,0 +1,96 @@
+"""Self-made fakes (issue 11): only real training images change label, the final JPEG save carries no
+label information, the decoders leave a resampling trace, and evaluation splits never see any of it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from tiny_model import TinyModelTester
+
+from modeling.augmentation import SelfFakes, build_self_fakes, highpass_residual, random_decoder
+from modeling.config import ConfigError, parse_config
+from modeling.data.demo import DemoSpec, make_demo_data
+from modeling.image_processing import build_image_processor
+from modeling.training.data import build_datasets, prepare_manifest
+
+
+def photo(seed: int = 0, size: int = 96) -> Image.Image:
+    """Smooth content plus sensor-like noise: a stand-in for a real photograph."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:size, 0:size] / size
+    base = np.stack([np.sin(6 * xx + c) * np.cos(4 * yy - c) for c in range(3)], -1) * 90 + 128
+    return Image.fromarray(np.clip(base + rng.normal(0, 6, base.shape), 0, 255).astype(np.uint8))
+
+
+def test_only_real_images_become_fakes() -> None:
+    fakes = SelfFakes(prob=1.0, jpeg_prob=0.0)
+    image = photo()
+    for seed in range(5):
+        out, label = fakes(image, 0, np.random.default_rng(seed))
+        assert label == 1 and out.size == image.size
+        assert not np.array_equal(np.asarray(out), np.asarray(image))
+        same, ai = fakes(image, 1, np.random.default_rng(seed))
+        assert ai == 1 and np.array_equal(np.asarray(same), np.asarray(image))  # an ai image is left alone
+    untouched, label = SelfFakes(prob=0.0, jpeg_prob=0.0)(image, 0, np.random.default_rng(0))
+    assert label == 0 and untouched is image
+
+
+def test_the_final_jpeg_save_does_not_depend_on_the_label() -> None:
+    """Same draw, either label: the save happens (and at the same quality) or not, for both."""
+    fakes = SelfFakes(prob=0.0, jpeg_prob=0.5)
+    image = photo(1)
+    saved = []
+    for seed in range(40):
+        real, _ = fakes(image, 0, np.random.default_rng(seed))
+        ai, _ = fakes(image, 1, np.random.default_rng(seed))
+        assert np.array_equal(np.asarray(real), np.asarray(ai))
+        saved.append(not np.array_equal(np.asarray(real), np.asarray(image)))
+    assert 10 <= sum(saved) <= 30  # the coin is tossed: neither always nor never
+
+
+def test_a_self_fake_carries_a_resampling_trace_not_just_blur() -> None:
+    """Restored detail keeps the high-pass energy near the original's, yet the image is resampled."""
+    x = torch.from_numpy(np.asarray(photo(2), dtype=np.float32) / 255).permute(2, 0, 1)
+    rng = np.random.default_rng(0)
+    for factor in (2, 4, 8):
+        y = random_decoder(x, factor, rng)
+        assert y.shape == x.shape
+        restored = y + highpass_residual(x, factor)
+        hp_x, hp_y = highpass_residual(x, 2).pow(2).mean(), highpass_residual(restored, 2).pow(2).mean()
+        assert 0.3 < float(hp_y / hp_x) < 3.0
+        assert float((restored - x).abs().mean()) > 1e-3
+
+
+def test_region_cuts_a_window_for_every_label() -> None:
+    fakes = SelfFakes(prob=0.5, jpeg_prob=0.0, region=64)
+    for label in (0, 1):
+        out, _ = fakes(photo(3, 200), label, np.random.default_rng(label))
+        assert out.size == (64, 64)
+
+
+def test_settings_are_checked_and_off_by_default(tmp_path: Path) -> None:
+    config = parse_config(["--config", "configs/demo.yaml", "--self_fake_prob", "0"])
+    assert build_self_fakes(config.augment) is None
+    with pytest.raises(ConfigError, match="self_fake_prob"):
+        parse_config(["--config", "configs/demo.yaml", "--self_fake_prob", "1.5"])
+    with pytest.raises(ValueError, match="jpeg_quality"):
+        SelfFakes(jpeg_quality=(90, 50))
+
+
+def test_only_the_train_split_gets_self_fakes(tmp_path: Path) -> None:
+    data = make_demo_data(tmp_path / "data", DemoSpec(images_per_source=6), progress=False)
+    argv = TinyModelTester.train_argv(data, tmp_path / "out", "--image_size", "32", "--train_crop_size", "32",
+                                      "--self_fake_prob", "1.0", "--self_fake_region", "48")
+    config = parse_config(argv)
+    manifest = prepare_manifest(config, tmp_path / "out")
+    splits = build_datasets(config, manifest, build_image_processor("crop", 32))
+    for name in ("validation", "test"):
+        expected = manifest[manifest["split"] == name]["label"].tolist()
+        labels = [int(row["labels"]) for row in splits[name]]
+        assert labels == expected and 0 in labels  # real images stay real outside training
+    train = [int(row["labels"]) for row in splits["train"]]
+    assert len(train) == int((manifest["split"] == "train").sum()) and set(train) == {1}  # prob 1: every real faked
