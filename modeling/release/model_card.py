@@ -173,8 +173,9 @@ def _summary_section(inputs: CardInputs, model_name: str, repo_id: str) -> str:
     ]
     if threshold is not None:
         lines.append(
-            f"Scores are calibrated: a temperature of {cfg.get('calibration_temperature') or 1.0:.3f}, fitted on the "
-            "validation split, is folded into the classifier head, so the `pipeline` score is the calibrated "
+            f"Scores are calibrated: a temperature of {cfg.get('calibration_temperature') or 1.0:.3f} and a prior "
+            f"shift of {cfg.get('calibration_bias') or 0.0:+.3f} on the logit gap, fitted on the "
+            "validation split, are folded into the classifier head, so the `pipeline` score is the calibrated "
             f"P(ai). The decision threshold is **{threshold:.4f}** (rule `{cfg.get('decision_threshold_rule')}`, "
             "chosen on validation), stored in `config.json` as `decision_threshold`."
         )
@@ -302,7 +303,8 @@ TRAINING_KEYS = (
     "model_name_or_path", "hidden_sizes", "depths", "patch_size", "layer_scale_init_value", "processor", "image_size",
     "train_crop_size", "num_train_epochs", "max_steps", "per_device_train_batch_size", "gradient_accumulation_steps",
     "learning_rate", "weight_decay", "lr_scheduler_type", "warmup_steps", "hflip_prob", "jpeg_prob", "jpeg_quality",
-    "blur_prob", "blur_sigma", "rescale_prob", "grayscale_prob", "fp16", "seed",
+    "blur_prob", "blur_sigma", "rescale_prob", "grayscale_prob", "stem_init", "stem_highpass_gain", "stem_weight_std",
+    "self_fake_prob", "self_fake_region", "fp16", "seed",
 )
 
 
@@ -369,8 +371,9 @@ def _calibration_section(inputs: CardInputs) -> str:
         lines.append("Not calibrated (no `calibration.json`).")
         return "\n".join(lines)
     lines += [
-        f"Temperature scaling fitted on {c['n_images']} validation images: T = {c['temperature']:.3f}, folded into "
-        "the classifier's weight and bias. Measured on that validation split:",
+        f"Temperature and prior shift fitted on {c['n_images']} validation images: T = {c['temperature']:.3f}, "
+        f"shift {c.get('bias', 0.0):+.3f} on the ai - real logit gap, folded into the classifier's weight and bias. "
+        "Measured on that validation split:",
         "",
         markdown_table(pd.DataFrame({
             "": ["ECE", "Brier score", "NLL"],
