@@ -1,10 +1,14 @@
-"""Calibrated scores: a temperature folded into the classifier head, and a stated decision threshold.
+"""Calibrated scores: a temperature and a prior shift folded into the classifier head, and a stated threshold.
 
 A network trained with cross-entropy is usually overconfident: a score of 0.99 is right far less
 than 99% of the time. Temperature scaling (Guo et al., 2017) divides the logits by one scalar T
-fitted on the validation split; it never changes the ranking (ROC-AUC) or the argmax. Because the
-head is linear, `logits / T == (W / T) x + b / T`, so we divide the head's weight and bias by T and
-save the model: `pipeline("image-classification")` then returns calibrated scores with no extra code.
+fitted on the validation split; it never changes the ranking (ROC-AUC). A temperature alone cannot
+fix a shifted class prior, and training changes the prior whenever it relabels images (self-made
+fakes turn half the training reals into `ai`, so the network learns P(ai) under ~3:1 odds that
+validation does not have). So the logit gap ai - real is fitted as `gap / T + bias` (Platt scaling,
+two parameters, still monotone: ranking unchanged). Because the head is linear both fold into it:
+weight and bias divided by T, then +bias/2 on the `ai` row and -bias/2 on the `real` row, so
+`pipeline("image-classification")` returns calibrated scores with no extra code.
 
 The decision threshold (P(ai) >= threshold -> "ai") is chosen on validation, on the calibrated
 scores, by a stated rule, and stored in the model config as `decision_threshold` together with
@@ -20,15 +24,16 @@ from typing import Any
 
 import numpy as np
 import torch
-from scipy.optimize import minimize_scalar
+from scipy.optimize import minimize, minimize_scalar
 
-from modeling.labels import DEFAULT_THRESHOLD, DEFAULT_THRESHOLD_RULE
+from modeling.labels import AI_LABEL_ID, DEFAULT_THRESHOLD, DEFAULT_THRESHOLD_RULE
 from modeling.metrics import ai_scores, brier_score, expected_calibration_error, negative_log_likelihood
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_RULE = DEFAULT_THRESHOLD_RULE
 TEMPERATURE_BOUNDS = (0.05, 50.0)
+SCORE_RESOLUTION = 1e-6  # P(ai) differences below this are float32 noise, not a ranking
 
 
 # --------------------------------------------------------------------------- temperature
@@ -52,6 +57,34 @@ def fit_temperature(logits: np.ndarray, labels: np.ndarray) -> float:
     return temperature
 
 
+def shift_logits(logits: np.ndarray, bias: float) -> np.ndarray:
+    """Two-column logits with the gap ai - real moved by `bias` (+bias/2 on ai, -bias/2 on real)."""
+    shift = np.full(2, -bias / 2)
+    shift[AI_LABEL_ID] = bias / 2
+    return np.asarray(logits, dtype=np.float64) + shift
+
+
+def apply_scaling(logits: np.ndarray, temperature: float, bias: float = 0.0) -> np.ndarray:
+    """What the folded head gives for the raw logits: logits / T, then the prior shift."""
+    return shift_logits(np.asarray(logits, dtype=np.float64) / temperature, bias)
+
+
+def undo_scaling(logits: np.ndarray, temperature: float, bias: float = 0.0) -> np.ndarray:
+    """The raw logits behind a folded head's logits (for the P(ai) the model gave before calibration)."""
+    return shift_logits(logits, -bias) * temperature
+
+
+def fit_scaling(logits: np.ndarray, labels: np.ndarray) -> tuple[float, float]:
+    """(T, bias) minimising the NLL of `apply_scaling`; starts from the temperature-only fit."""
+    logits = np.asarray(logits, dtype=np.float64)
+    labels = np.asarray(labels, dtype=int)
+    start = math.log(fit_temperature(logits, labels))
+    bounds = [tuple(math.log(b) for b in TEMPERATURE_BOUNDS), (-50.0, 50.0)]
+    result = minimize(lambda p: negative_log_likelihood(apply_scaling(logits, math.exp(p[0]), p[1]), labels),
+                      x0=np.array([start, 0.0]), bounds=bounds, method="L-BFGS-B")
+    return float(math.exp(result.x[0])), float(result.x[1])
+
+
 def classifier_head(model: torch.nn.Module) -> torch.nn.Linear:
     """The final linear layer whose output is the logits (`model.classifier` in transformers)."""
     head = getattr(model, "classifier", None)
@@ -60,18 +93,23 @@ def classifier_head(model: torch.nn.Module) -> torch.nn.Linear:
     return head
 
 
-def fold_temperature(model: torch.nn.Module, temperature: float) -> None:
-    """Divide the head's weight and bias by T in place, so the model's own logits are logits / T."""
+def fold_temperature(model: torch.nn.Module, temperature: float, bias: float = 0.0) -> None:
+    """Fold `apply_scaling` into the head in place: weight and bias / T, then the prior shift on the bias."""
     if not temperature > 0:
         raise ValueError(f"temperature must be > 0, got {temperature}")
     head = classifier_head(model)
+    if bias and (head.bias is None or head.out_features != 2):
+        raise TypeError("a prior shift needs a two-way classifier head with a bias")
     with torch.no_grad():
         head.weight.div_(temperature)
         if head.bias is not None:
             head.bias.div_(temperature)
-    # cumulative: calibrating an already calibrated model multiplies the temperatures
-    previous = float(getattr(model.config, "calibration_temperature", None) or 1.0)
-    model.config.calibration_temperature = previous * temperature
+            head.bias.add_(torch.from_numpy(shift_logits(np.zeros(2), bias)).to(head.bias))
+    # cumulative: calibrating an already calibrated model composes the maps (gap / T0 + b0) / T + b
+    previous_t = float(getattr(model.config, "calibration_temperature", None) or 1.0)
+    previous_b = float(getattr(model.config, "calibration_bias", None) or 0.0)
+    model.config.calibration_temperature = previous_t * temperature
+    model.config.calibration_bias = previous_b / temperature + bias
 
 
 # --------------------------------------------------------------------------- threshold
@@ -93,11 +131,15 @@ def parse_rule(rule: str) -> tuple[str, float | None]:
 
 
 def _candidate_thresholds(scores: np.ndarray) -> np.ndarray:
-    """Midpoints between consecutive distinct scores (margin on both sides), the ends, and 0.5."""
+    """Midpoints between consecutive distinct scores (margin on both sides), the ends, and 0.5.
+
+    Scores closer than SCORE_RESOLUTION count as tied: a threshold between them would be decided by
+    float32 rounding (batch size, process count, machine) rather than by the model."""
     unique = np.unique(scores)
-    mids = (unique[:-1] + unique[1:]) / 2
-    above_all = np.nextafter(unique[-1], np.inf)
-    return np.unique(np.concatenate([mids, [unique[0], above_all, DEFAULT_THRESHOLD]]))
+    apart = np.diff(unique) > SCORE_RESOLUTION
+    mids = ((unique[:-1] + unique[1:]) / 2)[apart]
+    below_all, above_all = max(0.0, unique[0] - SCORE_RESOLUTION), unique[-1] + SCORE_RESOLUTION
+    return np.unique(np.concatenate([mids, [below_all, above_all, DEFAULT_THRESHOLD]]))
 
 
 def choose_threshold(labels: np.ndarray, scores: np.ndarray, rule: str = DEFAULT_RULE) -> float:
@@ -134,6 +176,7 @@ class CalibrationReport:
     """What calibration did, measured on the validation split it was fitted on."""
 
     temperature: float
+    bias: float
     decision_threshold: float
     decision_threshold_rule: str
     n_images: int
@@ -152,7 +195,7 @@ class CalibrationReport:
 def calibrate_model(
     model: torch.nn.Module, logits: np.ndarray, labels: np.ndarray, rule: str = DEFAULT_RULE
 ) -> CalibrationReport | None:
-    """Fit T on (logits, labels), fold it into `model`, pick and store the threshold.
+    """Fit T and the prior shift on (logits, labels), fold them into `model`, pick and store the threshold.
 
     Returns None (model unchanged) when the labels hold a single class: neither a temperature nor a
     threshold means anything then.
@@ -164,14 +207,16 @@ def calibrate_model(
         logger.warning("calibration skipped: the validation split needs both real and ai images (got %d images)",
                        len(labels))
         return None
-    temperature = fit_temperature(logits, labels)
-    before, after = ai_scores(logits), ai_scores(logits / temperature)
+    temperature, bias = fit_scaling(logits, labels)
+    calibrated = apply_scaling(logits, temperature, bias)
+    before, after = ai_scores(logits), ai_scores(calibrated)
     threshold = choose_threshold(labels, after, rule)
-    fold_temperature(model, temperature)
+    fold_temperature(model, temperature, bias)
     model.config.decision_threshold = threshold
     model.config.decision_threshold_rule = rule
     report = CalibrationReport(
         temperature=temperature,
+        bias=bias,
         decision_threshold=threshold,
         decision_threshold_rule=rule,
         n_images=len(labels),
@@ -180,10 +225,10 @@ def calibrate_model(
         brier_before=brier_score(labels, before),
         brier_after=brier_score(labels, after),
         nll_before=negative_log_likelihood(logits, labels),
-        nll_after=negative_log_likelihood(logits / temperature, labels),
+        nll_after=negative_log_likelihood(calibrated, labels),
     )
     logger.info(
-        "calibration on %d validation images: T=%.3f, ECE %.4f -> %.4f, threshold %.4f (%s)",
-        report.n_images, temperature, report.ece_before, report.ece_after, threshold, rule,
+        "calibration on %d validation images: T=%.3f, prior shift %+.3f, ECE %.4f -> %.4f, threshold %.4f (%s)",
+        report.n_images, temperature, bias, report.ece_before, report.ece_after, threshold, rule,
     )
     return report

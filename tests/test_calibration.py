@@ -3,6 +3,7 @@ threshold rules, and calibration at the end of training."""
 
 from __future__ import annotations
 
+import functools
 import json
 import shutil
 from pathlib import Path
@@ -53,6 +54,31 @@ def test_temperature_fixes_overconfidence() -> None:
     assert after < before / 3
     # underconfident logits get T < 1
     assert calibration.fit_temperature(logits / 16, labels) < 1.0
+
+
+def test_a_shifted_prior_is_fixed_by_the_bias_not_by_a_temperature() -> None:
+    """Self-made fakes train under ~3:1 ai odds: the gap is right up to +log 3. A temperature alone
+    leaves most of that miscalibration; the fitted shift recovers -log 3 and removes it."""
+    logits, labels = overconfident_logits(scale=1.0)
+    shifted = calibration.shift_logits(logits, np.log(3.0))
+    t, bias = calibration.fit_scaling(shifted, labels)
+    assert bias == pytest.approx(-np.log(3.0), abs=0.2) and t == pytest.approx(1.0, rel=0.15)
+    ece = functools.partial(metrics.expected_calibration_error, labels)
+    temperature_only = ece(metrics.ai_scores(shifted / calibration.fit_temperature(shifted, labels)))
+    assert ece(metrics.ai_scores(calibration.apply_scaling(shifted, t, bias))) < temperature_only / 2
+    np.testing.assert_allclose(calibration.undo_scaling(calibration.apply_scaling(shifted, t, bias), t, bias), shifted)
+
+
+def test_folding_composes_with_an_earlier_calibration() -> None:
+    model = tiny_model()
+    x = torch.randn(5, model.classifier.in_features)
+    raw = model.classifier(x).detach().numpy().astype(np.float64)
+    calibration.fold_temperature(model, 2.0, 0.6)
+    calibration.fold_temperature(model, 0.5, -0.2)
+    folded = model.classifier(x).detach().numpy()
+    t, b = model.config.calibration_temperature, model.config.calibration_bias
+    np.testing.assert_allclose(folded, calibration.apply_scaling(raw, t, b), rtol=1e-4, atol=1e-4)
+    assert t == pytest.approx(1.0) and b == pytest.approx(0.6 / 0.5 - 0.2)
 
 
 def tiny_model(seed: int = 0) -> ConvNextForImageClassification:
@@ -153,3 +179,13 @@ def test_training_calibrates_before_final_metrics(tiny_trained_model: Path) -> N
     validation = json.loads((tiny_trained_model / "validation_results.json").read_text())
     assert validation["validation_loss"] == pytest.approx(report["nll_after"], abs=1e-4)
     assert not (tiny_trained_model / "training_args.bin").exists()
+
+
+def test_a_threshold_never_falls_inside_float32_noise() -> None:
+    """A real at 0.4 and an ai image 1e-9 above it are tied: the threshold clears both by a margin that
+    float32 rounding of another batch size or process count cannot cross."""
+    labels, scores = np.array([0, 0, 1, 1]), np.array([0.1, 0.4, 0.4 + 1e-9, 0.9])
+    threshold = calibration.choose_threshold(labels, scores, "target_fpr=0.0")
+    assert threshold > 0.4 + 1e-7 and threshold < 0.9
+    everything_real = calibration.choose_threshold(np.array([1, 0]), np.array([0.2, 0.7]), "target_fpr=0.0")
+    assert everything_real > 0.7 + 1e-7  # above the top score by a margin, not by one ulp

@@ -105,14 +105,15 @@ def predict_logits(
 
 
 def build_predictions(
-    data: EvalData, logits: np.ndarray, valid: np.ndarray, threshold: float, temperature: float | None = None
+    data: EvalData, logits: np.ndarray, valid: np.ndarray, threshold: float, temperature: float | None = None,
+    bias: float = 0.0,
 ) -> pd.DataFrame:
     """The scored rows (unreadable images left out): calibrated P(ai), the thresholded prediction and,
-    with a folded temperature, the P(ai) the model gave before calibration (from the logits times T:
-    rebuilding it from the calibrated score would saturate at 0 and 1)."""
+    with a folded calibration, the P(ai) the model gave before it (from the logits with the folded map
+    undone: rebuilding it from the calibrated score would saturate at 0 and 1)."""
     rows = data.frame[valid].reset_index(drop=True)
     scores = figures.ai_scores(logits[valid])
-    raw = figures.ai_scores(logits[valid] * temperature) if temperature else scores
+    raw = figures.ai_scores(calibration.undo_scaling(logits[valid], temperature, bias)) if temperature else scores
     return rows.assign(score_ai=scores, score_ai_uncalibrated=raw, predicted=(scores >= threshold).astype(int))
 
 
@@ -181,12 +182,13 @@ def run_evaluation(
     model, processor = load_model_folder(model_dir)
     threshold = decision_threshold(model.config)
     temperature = getattr(model.config, "calibration_temperature", None)
+    bias = float(getattr(model.config, "calibration_bias", None) or 0.0)
     score_logits = functools.partial(predict_logits, model, processor, data.paths, batch_size=batch_size,
                                      num_workers=num_workers, accelerator=accelerator)
 
     def score(degrade: Degradation | None = None, desc: str = "evaluating") -> pd.DataFrame:
         logits, valid = score_logits(degrade=degrade, desc=desc)
-        return build_predictions(data, logits, valid, threshold, temperature)
+        return build_predictions(data, logits, valid, threshold, temperature, bias)
 
     predictions = score()
     if predictions.empty:
@@ -198,6 +200,7 @@ def run_evaluation(
         "decision_threshold": threshold,
         "decision_threshold_rule": getattr(model.config, "decision_threshold_rule", None) or "default 0.5",
         "calibration_temperature": temperature,
+        "calibration_bias": bias,
         "ece_bins": figures.ECE_BINS,
         "n_unreadable": int(len(data.frame) - len(predictions)),
         "num_processes": accelerator.num_processes,

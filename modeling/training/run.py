@@ -23,7 +23,7 @@ import torch
 import transformers
 from transformers import TrainingArguments, set_seed
 
-from modeling.calibration import calibrate_model, parse_rule
+from modeling.calibration import apply_scaling, calibrate_model, parse_rule
 from modeling.config import PROJECT_ROOT, ConfigError, RunConfig, save_config
 from modeling.data.demo import is_demo_data
 from modeling.data.index import DataError
@@ -158,7 +158,7 @@ def calibrate(trainer: ReliableTrainer, dataset: Any, run: RunFolder, rule: str)
         trainer.save_model(str(run.root))  # safetensors + config.json with the threshold
         if trainer.is_world_process_zero():
             run.write_json(CALIBRATION, report.to_dict())
-        logits, threshold = logits / report.temperature, report.decision_threshold
+        logits, threshold = apply_scaling(logits, report.temperature, report.bias), report.decision_threshold
     figures = detection_metrics(labels, ai_scores(logits), threshold)
     return with_prefix("validation", {"loss": negative_log_likelihood(logits, labels), **figures})
 
