@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import csv
 import importlib.util
-import io
 import multiprocessing as mp
 import string
 from collections.abc import Iterable
@@ -46,7 +45,8 @@ from PIL import Image, ImageDraw, ImageFilter, ImageFont
 from torch import nn
 from tqdm.auto import tqdm
 
-OUT_SIZE = 200
+from modeling.data.demo import artifact_postprocess  # ArtiFact's finish, one owner
+
 RENDER_MIN, RENDER_MAX = 200, 260
 MIN_CROP = 160
 GENERATOR_SEED = 7_204_311  # fixes every generator's weights, independently of the dataset seed
@@ -482,21 +482,7 @@ def _tiny_autoencoder(img: np.ndarray, rng: np.random.Generator, state: dict[str
 GENERATORS = {"pixelshuffle_sr": _pixelshuffle_sr, "random_decoder": _random_decoder, "diffusion_like": _diffusion_like}
 
 
-# ---------------------------------------------------------------- ArtiFact's finish and the writer
-def artifact_finish(img: np.ndarray, rng: np.random.Generator) -> bytes:
-    """Random square crop (160..min(W, H)), resize to 200, JPEG at quality 65..100: both classes alike."""
-    pil = Image.fromarray((np.clip(img, 0, 1) * 255 + 0.5).astype(np.uint8))
-    w, h = pil.size
-    side = int(rng.integers(min(MIN_CROP, w, h), min(w, h) + 1))
-    left, top = int(rng.integers(0, w - side + 1)), int(rng.integers(0, h - side + 1))
-    pil = pil.crop((left, top, left + side, top + side))
-    # PIL's bicubic resize antialiases when shrinking and is plain bicubic when enlarging
-    pil = pil.resize((OUT_SIZE, OUT_SIZE), Image.Resampling.BICUBIC)
-    buf = io.BytesIO()
-    pil.save(buf, format="JPEG", quality=int(rng.integers(65, 101)))
-    return buf.getvalue()
-
-
+# ---------------------------------------------------------------- the writer (ArtiFact's finish: data/demo.py)
 def make_image(source: str, index: int, seed: int, ae_state: dict[str, np.ndarray] | None = None) -> tuple[bytes, str]:
     """JPEG bytes and category of image `index` of `source`: a pure function of its arguments."""
     rng = np.random.default_rng([seed, SOURCES.index(source), index])
@@ -509,7 +495,7 @@ def make_image(source: str, index: int, seed: int, ae_state: dict[str, np.ndarra
         img = _tiny_autoencoder(img, rng, ae_state)
     elif source in AI_SOURCES:
         img = GENERATORS[source](img, rng)
-    return artifact_finish(img, rng), category
+    return artifact_postprocess(img, rng, min_side=MIN_CROP), category
 
 
 def _make_image_job(job: tuple[str, int, int, dict[str, np.ndarray] | None]) -> tuple[bytes, str]:
