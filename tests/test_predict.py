@@ -370,3 +370,18 @@ def test_accelerate_launch_two_processes_write_one_output_in_input_order(tiny_mo
     for a, b in zip(single, launched, strict=True):
         assert (a["label"], a["error"]) == (b["label"], b["error"])
         assert a["score_ai"] == b["score_ai"] or float(a["score_ai"]) == pytest.approx(float(b["score_ai"]), abs=1e-6)
+
+
+def test_crops_reach_the_model_in_calls_of_at_most_batch_size(tiny_model, tmp_path):
+    """16 crops of each of 2 large images with batch_size 3: no model call gets more than 3 crops (one
+    call with every crop of a batch took 22 GB in the multi-crop benchmark), and the scores are unchanged."""
+    rng = np.random.default_rng(5)
+    images = [Image.fromarray(rng.integers(0, 256, (5 * CROP, 5 * CROP, 3), dtype=np.uint8)) for _ in range(2)]
+    wide = Detector.from_pretrained(tiny_model, backend="torch", crops=16, batch_size=64, num_workers=0)
+    narrow = Detector.from_pretrained(tiny_model, backend="torch", crops=16, batch_size=3, num_workers=0)
+    sizes = []
+    runner = narrow.runner
+    narrow.runner = lambda pixels: sizes.append(len(pixels)) or runner(pixels)
+    scores = [r.score_ai for r in narrow.predict_images(images)]
+    assert max(sizes) <= 3 and sum(sizes) == 2 * 16
+    np.testing.assert_allclose(scores, [r.score_ai for r in wide.predict_images(images)], atol=1e-5)

@@ -212,7 +212,9 @@ class Detector:
         """Rows for one collated batch, in its order; non-finite model output is an error, not a score."""
         scored: dict[int, PredictionRow] = {}
         if batch.pixel_values is not None:
-            logits = self.runner(batch.pixel_values)  # (crops of the batch, num_labels)
+            # at most batch_size crops per model call: 16 images x 16 crops in one call took 22 GB
+            chunks = batch.pixel_values.split(self.batch_size)
+            logits = np.concatenate([self.runner(chunk) for chunk in chunks])  # (crops of the batch, num_labels)
             per_image = np.split(logits, np.cumsum(batch.crop_counts)[:-1])
             scores = ai_scores(np.stack([crops.mean(axis=0) for crops in per_image]))  # mean of the crops' logits
             for i, score in zip(batch.good, scores, strict=True):
