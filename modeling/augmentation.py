@@ -34,6 +34,15 @@ try, still leaves the true ai images out of balance.) A residual difference that
 remove: the decoder blurs away part of the *first* JPEG's 8x8 blocking of a self-fake's source
 image (it comes back in proportion to the restored high-pass residual, see `hf_restore`).
 
+The resample (`resample_prob`, also label-blind)
+-----------------------------------------------
+ArtiFact resized every image after its generator (a square crop of 160..min(W, H) to 200 px), so a
+generated test image carries its decoder's grid *resampled* by a scale that is rarely 1. A self-fake
+made on a finished training image would carry a native-grid trace that no test image has, and a
+network can learn that trace alone. With `resample_prob` a coin tossed for every image, whatever its
+label, resizes the window by a scale drawn from `resample_range` (bicubic, antialiased when
+shrinking, as ArtiFact did) after the decoder and before the final save: ArtiFact's order.
+
 Decoder family (drawn per image; not fitted to any generator of the demo data)
 --------------------------------------------------------------------------------
 encoder: x2, x4 or x8 downsampling by area averaging, Gaussian blur + subsampling (sigma 0.3-0.7 x f),
@@ -314,10 +323,14 @@ class SelfFakes:
     ai_label: int = 1
     region: int | None = None
     context: int = 8
+    resample_prob: float = 0.0
+    resample_range: Sequence[float] = (0.77, 1.25)
 
     def __post_init__(self) -> None:
-        if not 0.0 <= self.prob <= 1.0 or not 0.0 <= self.jpeg_prob <= 1.0:
-            raise ValueError("prob and jpeg_prob must be in [0, 1]")
+        if not all(0.0 <= p <= 1.0 for p in (self.prob, self.jpeg_prob, self.resample_prob)):
+            raise ValueError("prob, jpeg_prob and resample_prob must be in [0, 1]")
+        if not 0.0 < self.resample_range[0] <= self.resample_range[1]:
+            raise ValueError(f"resample_range must be [lo, hi] with 0 < lo <= hi, got {self.resample_range}")
         lo, hi = self.jpeg_quality
         if not 1 <= lo <= hi <= 100:
             raise ValueError(f"jpeg_quality must be [lo, hi] within 1..100, got {self.jpeg_quality}")
@@ -331,15 +344,30 @@ class SelfFakes:
             y = y + lam * highpass_residual(x, f)
         return y
 
-    def _window(self, x8: Tensor, rng: np.random.Generator) -> tuple[Tensor, int]:
-        """A random (region + 2*context) window, clamped to the image; returns it and the context kept."""
+    def _window(self, x8: Tensor, rng: np.random.Generator, scale: float = 1.0) -> tuple[Tensor, int]:
+        """A random (region / scale + 2*context) window, clamped to the image; returns it and the context kept.
+
+        With a resample by `scale` coming, the window is cut 1/scale larger so that `region` pixels remain."""
         if not self.region:
             return x8, 0
         h, w = x8.shape[-2:]
-        side = min(self.region + 2 * self.context, h, w)
+        region = math.ceil(self.region / scale)
+        side = min(region + 2 * self.context, h, w)
         top, left = int(rng.integers(0, h - side + 1)), int(rng.integers(0, w - side + 1))
-        ctx = max(0, min(self.context, (side - self.region) // 2))
+        ctx = max(0, min(self.context, (side - region) // 2))
         return x8[:, top : top + side, left : left + side], ctx
+
+    def _resample(self, x8: Tensor, scale: float) -> Tensor:
+        """Resize by `scale` as ArtiFact's finish does (bicubic, antialiased when shrinking); with a region,
+        then the central region x region (the resized context is dropped, as without a resample)."""
+        h, w = x8.shape[-2:]
+        size = [max(1, round(h * scale)), max(1, round(w * scale))]
+        out = v2.functional.resize(x8, size, interpolation=v2.InterpolationMode.BICUBIC, antialias=True)
+        if not self.region:
+            return out
+        side = min(self.region, *size)
+        top, left = (size[0] - side) // 2, (size[1] - side) // 2
+        return out[:, top : top + side, left : left + side]
 
     def __call__(
         self, image: Image.Image | Tensor, label: int, rng: np.random.Generator | None = None
@@ -349,14 +377,19 @@ class SelfFakes:
         # label-blind coins first: the final JPEG and its quality do not depend on label or on faking
         save = rng.random() < self.jpeg_prob
         quality = int(rng.integers(self.jpeg_quality[0], self.jpeg_quality[1] + 1))
-        make_fake = int(label) == self.real_label and rng.random() < self.prob
-        if not save and not make_fake and not self.region:
+        resample = rng.random() < self.resample_prob
+        scale = float(rng.uniform(*self.resample_range)) if resample else 1.0
+        fake_coin = rng.random() < self.prob  # tossed for every label: the window draws below stay label-blind
+        make_fake = int(label) == self.real_label and fake_coin
+        if not save and not make_fake and not self.region and not resample:
             return image, label
         x8 = to_uint8_tensor(image) if was_pil else image
-        x8, ctx = self._window(x8, rng)
+        x8, ctx = self._window(x8, rng, scale)
         if make_fake:
             x8 = to_uint8(self.fake(x8.float().div(255.0), rng))
-        if ctx:
+        if resample:  # after the decoder, before the save: the order of ArtiFact's finish
+            x8 = self._resample(x8, scale)
+        elif ctx:
             x8 = x8[:, ctx:-ctx, ctx:-ctx]
         if save:
             x8 = jpeg_roundtrip(x8, quality)
@@ -373,7 +406,8 @@ def build_self_fakes(aug: AugmentArguments) -> SelfFakes | None:
     return SelfFakes(
         prob=aug.self_fake_prob, jpeg_prob=aug.self_fake_jpeg_prob, jpeg_quality=tuple(aug.self_fake_jpeg_quality),
         factors=tuple(aug.self_fake_factors), hf_restore=tuple(aug.self_fake_hf_restore),
-        region=aug.self_fake_region or None,
+        region=aug.self_fake_region or None, resample_prob=aug.self_fake_resample_prob,
+        resample_range=tuple(aug.self_fake_resample_range),
     )
 
 

@@ -145,13 +145,21 @@ class AugmentArguments:
     self_fake_region: int = field(
         default=0, metadata={"help": "Work on a random window of this side (0: the whole image); >= the train crop."}
     )
+    self_fake_resample_prob: float = field(
+        default=0.0, metadata={"help": "With self-fakes on: P(resize by a random scale after the decoder, before "
+                                       "the save), drawn label-blind for every image, as ArtiFact resized both classes."}
+    )
+    self_fake_resample_range: list[float] = field(
+        default_factory=lambda: [0.77, 1.25], metadata={"help": "Scales of that resize (ArtiFact: 200/side)."}
+    )
 
     def __post_init__(self) -> None:
         for name in ("hflip_prob", "rescale_prob", "blur_prob", "jpeg_prob", "grayscale_prob", "self_fake_prob",
-                     "self_fake_jpeg_prob"):
+                     "self_fake_jpeg_prob", "self_fake_resample_prob"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ConfigError(f"{name} must be a probability in [0, 1], got {getattr(self, name)}")
-        for name in ("rescale_range", "blur_sigma", "jpeg_quality", "self_fake_jpeg_quality", "self_fake_hf_restore"):
+        for name in ("rescale_range", "blur_sigma", "jpeg_quality", "self_fake_jpeg_quality", "self_fake_hf_restore",
+                     "self_fake_resample_range"):
             lo_hi = getattr(self, name)
             if len(lo_hi) != 2 or lo_hi[0] > lo_hi[1]:
                 raise ConfigError(f"{name} must be [low, high], got {lo_hi}")

@@ -94,3 +94,23 @@ def test_only_the_train_split_gets_self_fakes(tmp_path: Path) -> None:
         assert labels == expected and 0 in labels  # real images stay real outside training
     train = [int(row["labels"]) for row in splits["train"]]
     assert len(train) == int((manifest["split"] == "train").sum()) and set(train) == {1}  # prob 1: every real faked
+
+
+def test_the_resample_is_label_blind_and_keeps_the_region() -> None:
+    """ArtiFact resized both classes after the generator: the resample coin and scale ignore the label,
+    and the window is cut larger (or smaller) so that `region` pixels come out either way."""
+    fakes = SelfFakes(prob=0.0, jpeg_prob=0.0, region=64, resample_prob=0.5)
+    image = photo(4, 200)
+    resized = []
+    for seed in range(30):
+        real, _ = fakes(image, 0, np.random.default_rng(seed))
+        ai, _ = fakes(image, 1, np.random.default_rng(seed))
+        assert np.array_equal(np.asarray(real), np.asarray(ai))
+        assert abs(real.size[0] - 64) <= 2 and real.size[0] == real.size[1]
+        native = np.asarray(image)
+        arr = np.asarray(real)
+        resized.append(not any(np.array_equal(arr, native[t : t + 64, l : l + 64])
+                               for t in range(137) for l in range(137) if arr.shape[:2] == (64, 64)))
+    assert 7 <= sum(resized) <= 23  # resampled (no native window) about half the time
+    with pytest.raises(ValueError, match="resample"):
+        SelfFakes(resample_prob=2.0)
