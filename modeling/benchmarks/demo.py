@@ -2,10 +2,13 @@
 
     python scripts/benchmark.py demo --seeds 5                       # configs/demo.yaml, seeds 0..4, data/demo
     python scripts/benchmark.py demo --seeds 5 --dataset outside     # the same recipe on the outside set
+    python scripts/benchmark.py demo --seeds 5 --dataset resampled   # demo content, ArtiFact's full crop/resize
     python scripts/benchmark.py demo --seeds 5 -- --self_fake_prob 0 # an ablation: overrides after --
 
 The data is generated once (data/demo, or data/outside from `modeling.benchmarks.outside_data`, a
-set made differently that the recipe was never tuned on); then each seed is one fresh
+set made differently that the recipe was never tuned on; or data/demo_resampled: the demo's sources
+with ArtiFact's real finish, a crop of 160..min(W, H) resized to 200, so every trace is resampled as
+in ArtiFact - the set to tune on, since the outside set must stay untuned); then each seed is one fresh
 `scripts/train.py` process, timed from start to exit like a user's run. Printed per seed: test
 ROC-AUC on the seen generators and on the held-out one, the first step whose validation ROC-AUC
 reaches 0.9, wall time; then min / median / max. The seed sets the initialisation, the augmentation
@@ -30,6 +33,10 @@ from modeling.run_folder import RunFolder, results_file
 
 OUTSIDE_DIR = Path("data/outside")
 OUTSIDE_IMAGES_PER_SOURCE = 300
+RESAMPLED_DIR = Path("data/demo_resampled")
+# ArtiFact's finish as ARTIFACT_FORMAT.md states it: a square side of 160..min(W, H), resized to 200;
+# renders up to 260 px give scales 0.77..1.25 (the demo's 200..200 crop keeps native pixels)
+RESAMPLED_SPEC = {"min_render": 200, "max_render": 260, "min_crop": 160, "max_crop": None}
 LEARNED_AT = 0.9  # "steps to learn": the first evaluation at or above this validation ROC-AUC
 COLUMNS = ("seen_roc_auc", "unseen_roc_auc", "steps_to_val_0.9", "wall_s")
 
@@ -37,7 +44,7 @@ COLUMNS = ("seen_roc_auc", "unseen_roc_auc", "steps_to_val_0.9", "wall_s")
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seeds", type=int, default=5, help="Train with seeds 0..N-1.")
     parser.add_argument("--first_seed", type=int, default=0)
-    parser.add_argument("--dataset", choices=("demo", "outside"), default="demo")
+    parser.add_argument("--dataset", choices=("demo", "outside", "resampled"), default="demo")
     parser.add_argument("--config", default=str(DEFAULT_CONFIG), help="Training YAML (default: the demo's).")
     parser.add_argument("--output_dir", default="outputs/benchmark_demo")
     parser.add_argument("overrides", nargs=argparse.REMAINDER, help="-- then training overrides (--key value).")
@@ -51,8 +58,12 @@ def prepare_data(dataset: str, config: str, overrides: list[str]) -> list[str]:
         if not all((OUTSIDE_DIR / s / "metadata.csv").is_file() for s in SOURCES):
             make_outside_data(OUTSIDE_DIR, images_per_source=OUTSIDE_IMAGES_PER_SOURCE, seed=0)
         return ["--data_dir", str(OUTSIDE_DIR), "--holdout_generators", "none"]
+    per_source = parse_config(["--config", config, *overrides]).data.demo_images_per_source
+    if dataset == "resampled":
+        if not demo_data_exists(RESAMPLED_DIR):
+            make_demo_data(RESAMPLED_DIR, DemoSpec(images_per_source=per_source, **RESAMPLED_SPEC))
+        return ["--data_dir", str(RESAMPLED_DIR)]
     if not demo_data_exists(DEMO_DATA_DIR):
-        per_source = parse_config(["--config", config, *overrides]).data.demo_images_per_source
         make_demo_data(DEMO_DATA_DIR, DemoSpec(images_per_source=per_source))
     return []
 
