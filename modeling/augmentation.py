@@ -80,6 +80,13 @@ from modeling.degradations import reencode
 Tensor = torch.Tensor
 
 
+def resize_by(img: torch.Tensor, factor: float) -> torch.Tensor:
+    """(..., H, W) resized by `factor`: bicubic, antialiased when shrinking (as PIL and ArtiFact resize)."""
+    h, w = img.shape[-2:]
+    size = [max(1, round(h * factor)), max(1, round(w * factor))]
+    return v2.functional.resize(img, size, interpolation=v2.InterpolationMode.BICUBIC, antialias=True)
+
+
 class RandomRescale(torch.nn.Module):
     """Mild antialiased rescale by a random factor: resized images are common in the wild."""
 
@@ -89,10 +96,7 @@ class RandomRescale(torch.nn.Module):
 
     def forward(self, img: torch.Tensor) -> torch.Tensor:
         lo, hi = self.scale_range
-        factor = float(torch.empty(1).uniform_(lo, hi))
-        h, w = img.shape[-2:]
-        size = [max(1, round(h * factor)), max(1, round(w * factor))]
-        return v2.functional.resize(img, size, interpolation=v2.InterpolationMode.BICUBIC, antialias=True)
+        return resize_by(img, float(torch.empty(1).uniform_(lo, hi)))
 
 
 def build_train_transforms(
@@ -360,11 +364,10 @@ class SelfFakes:
     def _resample(self, x8: Tensor, scale: float) -> Tensor:
         """Resize by `scale` as ArtiFact's finish does (bicubic, antialiased when shrinking); with a region,
         then the central region x region (the resized context is dropped, as without a resample)."""
-        h, w = x8.shape[-2:]
-        size = [max(1, round(h * scale)), max(1, round(w * scale))]
-        out = v2.functional.resize(x8, size, interpolation=v2.InterpolationMode.BICUBIC, antialias=True)
+        out = resize_by(x8, scale)
         if not self.region:
             return out
+        size = out.shape[-2:]
         side = min(self.region, *size)
         top, left = (size[0] - side) // 2, (size[1] - side) // 2
         return out[:, top : top + side, left : left + side]
