@@ -39,7 +39,8 @@ def test_fp32_export_matches_torch(exported, tiny_trained_model):
     assert record["num_images"] == len(test_rows)
     assert record["weights_sha256"] == RunFolder(exported).weights_sha256()
     data = tiny_trained_model.parent / "data"
-    torch_rows = list(Detector.from_pretrained(exported, backend="torch", batch_size=7, num_workers=0).predict([data]))
+    torch_fp32 = Detector.from_pretrained(exported, backend="torch", precision="fp32", batch_size=7, num_workers=0)
+    torch_rows = list(torch_fp32.predict([data]))
     onnx = Detector.from_pretrained(exported, backend="onnx", batch_size=7, num_workers=0)
     assert onnx.backend_name == "onnx-fp32"
     onnx_rows = list(onnx.predict([data]))  # batch 7: the free batch dimension, incl. a short last batch

@@ -167,7 +167,7 @@ def test_scores_equal_pipeline(tiny_model, odd_inputs):
     paths = [str(folder / n) for n in names]
     pipe = pipeline("image-classification", model=str(tiny_model), device="cpu")
     expected = [next(d["score"] for d in out if d["label"] == "ai") for out in pipe(paths, top_k=2)]
-    rows = list(Detector.from_pretrained(tiny_model, backend="torch", num_workers=0).predict(paths))
+    rows = list(Detector.from_pretrained(tiny_model, backend="torch", precision="fp32", num_workers=0).predict(paths))
     assert [r.score_ai for r in rows] == pytest.approx(expected, abs=1e-5)
 
 
@@ -218,14 +218,15 @@ def test_non_finite_output_is_an_error_not_a_score(tiny_model, odd_inputs):
 def test_threshold_from_config_and_override(tiny_trained_model):
     """Labels follow the model's calibrated decision_threshold unless a threshold is given."""
     data = tiny_trained_model.parent / "data"
-    detector = Detector.from_pretrained(tiny_trained_model, backend="torch", num_workers=0)
+    detector = Detector.from_pretrained(tiny_trained_model, backend="torch", precision="fp32", num_workers=0)
     assert detector.threshold == pytest.approx(getattr(detector.config, "decision_threshold", 0.5))
     rows = list(detector.predict([data]))
     scores = np.array([r.score_ai for r in rows])
     assert len(rows) > 20 and not any(r.error for r in rows)
     assert [r.label for r in rows] == ["ai" if s >= detector.threshold else "real" for s in scores]
     middle = float(np.median(scores))
-    mid_rows = list(Detector.from_pretrained(tiny_trained_model, threshold=middle, num_workers=0).predict([data]))
+    mid = Detector.from_pretrained(tiny_trained_model, precision="fp32", threshold=middle, num_workers=0)
+    mid_rows = list(mid.predict([data]))
     assert [r.score_ai for r in mid_rows] == pytest.approx(scores.tolist(), abs=1e-5)
     assert [r.label for r in mid_rows] == ["ai" if s >= middle else "real" for s in scores]
     assert {r.label for r in mid_rows} == {"ai", "real"}
@@ -244,7 +245,8 @@ def test_bf16_autocast_close_to_fp32_and_guarded(tiny_model, odd_inputs, monkeyp
     """bf16 (emulated where the CPU lacks it) stays near fp32; a first batch that disagrees drops bf16."""
     folder, _ = odd_inputs
     paths = [folder / n for n in ("good.jpg", "alpha.png", "gray.png", "small.png")]
-    fp32 = [r.score_ai for r in Detector.from_pretrained(tiny_model, backend="torch", num_workers=0).predict(paths)]
+    fp32_detector = Detector.from_pretrained(tiny_model, backend="torch", precision="fp32", num_workers=0)
+    fp32 = [r.score_ai for r in fp32_detector.predict(paths)]
     bf16 = Detector.from_pretrained(tiny_model, backend="torch", precision="bf16", num_workers=0)
     assert bf16.backend_name == "torch-bf16"
     assert [r.score_ai for r in bf16.predict(paths)] == pytest.approx(fp32, abs=BF16_TOLERANCE)
@@ -301,7 +303,7 @@ def test_cli_exit_codes(tiny_model, odd_inputs, tmp_path, caplog):
 def test_predict_images_in_memory(tiny_model, odd_inputs, reference):
     """The in-process path for demos and notebooks: PIL images and bytes, errors as rows."""
     folder, expected = odd_inputs
-    detector = Detector.from_pretrained(tiny_model, num_workers=0)
+    detector = Detector.from_pretrained(tiny_model, precision="fp32", num_workers=0)
     image = Image.open(folder / "palette.png")
     rows = detector.predict_images([image, (folder / "text.jpg").read_bytes()])
     assert rows[0].score_ai == pytest.approx(reference(expected["palette.png"]), abs=1e-5)
@@ -337,8 +339,8 @@ def test_several_crops_average_the_logits(tiny_model, tmp_path):
     model = AutoModelForImageClassification.from_pretrained(tiny_model).eval()
     with torch.no_grad():
         expected = float(ai_scores(model(pixel_values=crops).logits.mean(0, keepdim=True).numpy())[0])
-    multi = Detector.from_pretrained(tiny_model, backend="torch", crops=4, num_workers=0)
-    single = Detector.from_pretrained(tiny_model, backend="torch", crops=1, num_workers=0)
+    multi = Detector.from_pretrained(tiny_model, backend="torch", precision="fp32", crops=4, num_workers=0)
+    single = Detector.from_pretrained(tiny_model, backend="torch", precision="fp32", crops=1, num_workers=0)
     rows = {Path(r.path).name: r.score_ai for r in multi.predict([tmp_path / "large.png", tmp_path / "small.png"])}
     assert rows["large.png"] == pytest.approx(expected, abs=1e-6)
     assert rows["large.png"] != pytest.approx(single.predict_images([large])[0].score_ai, abs=1e-4)
@@ -355,7 +357,7 @@ def test_accelerate_launch_two_processes_write_one_output_in_input_order(tiny_mo
 
     folder, _ = odd_inputs
     root = Path(__file__).resolve().parent.parent
-    args = ["--model", str(tiny_model), str(folder), "--no_progress", "--crops", "4"]
+    args = ["--model", str(tiny_model), str(folder), "--no_progress", "--crops", "4", "--precision", "fp32"]
     env = {**os.environ, "ACCELERATE_USE_CPU": "1", "OMP_NUM_THREADS": "1", "PYTHONPATH": str(root)}
     launch = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
               "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no"]
@@ -377,8 +379,9 @@ def test_crops_reach_the_model_in_calls_of_at_most_batch_size(tiny_model, tmp_pa
     call with every crop of a batch took 22 GB in the multi-crop benchmark), and the scores are unchanged."""
     rng = np.random.default_rng(5)
     images = [Image.fromarray(rng.integers(0, 256, (5 * CROP, 5 * CROP, 3), dtype=np.uint8)) for _ in range(2)]
-    wide = Detector.from_pretrained(tiny_model, backend="torch", crops=16, batch_size=64, num_workers=0)
-    narrow = Detector.from_pretrained(tiny_model, backend="torch", crops=16, batch_size=3, num_workers=0)
+    fp32 = dict(backend="torch", precision="fp32", crops=16, num_workers=0)
+    wide = Detector.from_pretrained(tiny_model, batch_size=64, **fp32)
+    narrow = Detector.from_pretrained(tiny_model, batch_size=3, **fp32)
     sizes = []
     runner = narrow.runner
     narrow.runner = lambda pixels: sizes.append(len(pixels)) or runner(pixels)
