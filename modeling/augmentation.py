@@ -22,26 +22,26 @@ it right after `load_image`, before `train_transforms`):
 - it costs ~2-4 ms per 200 px image on one core (less with `region`).
 Only the training split gets it (BatchTransform's `sample_transform` is set for the train split only).
 
-The JPEG rule ("was re-saved" must carry no label information)
----------------------------------------------------------------
-Every image that passes through this callable - real or ai, self-faked or not - gets one final JPEG
-save with probability `jpeg_prob` (default 1.0), with a quality drawn from the same range, and the
-coin is tossed *before and independently of* the label and of the self-fake decision. So
-P(final save | label) = jpeg_prob for both labels, and the quality of that save has the same
-distribution in both. (Resaving only the reals left alone, or only the self-fakes, would make
-"double compressed" a label cue; resaving the reals left alone with the self-fake share, as one might
-try, still leaves the true ai images out of balance.) A residual difference that the rule cannot
-remove: the decoder blurs away part of the *first* JPEG's 8x8 blocking of a self-fake's source
-image (it comes back in proportion to the restored high-pass residual, see `hf_restore`).
-
-The resample (`resample_prob`, also label-blind)
------------------------------------------------
-ArtiFact resized every image after its generator (a square crop of 160..min(W, H) to 200 px), so a
-generated test image carries its decoder's grid *resampled* by a scale that is rarely 1. A self-fake
-made on a finished training image would carry a native-grid trace that no test image has, and a
-network can learn that trace alone. With `resample_prob` a coin tossed for every image, whatever its
-label, resizes the window by a scale drawn from `resample_range` (bicubic, antialiased when
-shrinking, as ArtiFact did) after the decoder and before the final save: ArtiFact's order.
+The processing rule ("was re-saved or resized" must carry no label information)
+-----------------------------------------------------------------------------
+A self-fake is always processed: resized by a random scale (`resample_prob`, `resample_range`:
+bicubic, antialiased when shrinking, after the decoder and before the save, ArtiFact's order, since
+ArtiFact resized every generated image after its generator and a self-fake made on a finished
+image would otherwise carry a native-grid trace that no test image has) and saved once more as JPEG
+(`jpeg_prob`, quality from `jpeg_quality`). Which other images get the same processing:
+- `process_share=None` ("all"): every training image, whatever its label. Being processed then says
+  nothing about the label, but every true ai image is resized and re-compressed too, which erases
+  weak traces: on the outside set (benchmarks/outside_data.py) that alone kept validation ROC-AUC at
+  0.52-0.57 for 224 steps, where the untouched images reached 0.72 by step 168 (seed 0).
+- `process_share=s` ("matched", the default of a run): true ai images are never processed, the reals
+  that stay real are processed with probability s, and s is the self-fakes' share of the ai class,
+  p*R / (A + p*R) for R real and A ai training images and self-fake probability p
+  (`matched_process_share`). Then P(processed | ai) = P(processed | real) = s: the processing is still
+  no label cue, and the true ai images keep their traces.
+Every coin is tossed for every image, whatever its label, and the JPEG quality and resize scale have
+the same distribution in both classes. A residual difference that the rule cannot remove: the
+decoder blurs away part of the *first* JPEG's 8x8 blocking of a self-fake's source image (it comes
+back in proportion to the restored high-pass residual, see `hf_restore`).
 
 Decoder family (drawn per image; not fitted to any generator of the demo data)
 --------------------------------------------------------------------------------
@@ -329,15 +329,23 @@ class SelfFakes:
     context: int = 8
     resample_prob: float = 0.0
     resample_range: Sequence[float] = (0.77, 1.25)
+    process_share: float | None = None
 
     def __post_init__(self) -> None:
-        if not all(0.0 <= p <= 1.0 for p in (self.prob, self.jpeg_prob, self.resample_prob)):
-            raise ValueError("prob, jpeg_prob and resample_prob must be in [0, 1]")
+        share = 0.0 if self.process_share is None else self.process_share
+        if not all(0.0 <= p <= 1.0 for p in (self.prob, self.jpeg_prob, self.resample_prob, share)):
+            raise ValueError("prob, jpeg_prob, resample_prob and process_share must be in [0, 1]")
         if not 0.0 < self.resample_range[0] <= self.resample_range[1]:
             raise ValueError(f"resample_range must be [lo, hi] with 0 < lo <= hi, got {self.resample_range}")
         lo, hi = self.jpeg_quality
         if not 1 <= lo <= hi <= 100:
             raise ValueError(f"jpeg_quality must be [lo, hi] within 1..100, got {self.jpeg_quality}")
+
+    def processes(self, label: int, make_fake: bool, coin: float) -> bool:
+        """Whether this image gets the resample and JPEG save (see "The processing rule" above)."""
+        if self.process_share is None or make_fake:
+            return True
+        return label == self.real_label and coin < self.process_share
 
     def fake(self, x: Tensor, rng: np.random.Generator) -> Tensor:
         """float (3,H,W) in [0,1] -> a self-made fake, float, before quantisation and JPEG."""
@@ -377,13 +385,17 @@ class SelfFakes:
     ) -> tuple[Image.Image | Tensor, int]:
         rng = rng if rng is not None else rng_from_torch()
         was_pil = isinstance(image, Image.Image)
-        # label-blind coins first: the final JPEG and its quality do not depend on label or on faking
+        # every coin is tossed for every image, whatever its label, so the draws below stay in step
         save = rng.random() < self.jpeg_prob
         quality = int(rng.integers(self.jpeg_quality[0], self.jpeg_quality[1] + 1))
         resample = rng.random() < self.resample_prob
-        scale = float(rng.uniform(*self.resample_range)) if resample else 1.0
-        fake_coin = rng.random() < self.prob  # tossed for every label: the window draws below stay label-blind
+        scale = float(rng.uniform(*self.resample_range))
+        fake_coin = rng.random() < self.prob
+        process_coin = rng.random()
         make_fake = int(label) == self.real_label and fake_coin
+        if not self.processes(int(label), make_fake, process_coin):
+            save = resample = False
+        scale = scale if resample else 1.0
         if not save and not make_fake and not self.region and not resample:
             return image, label
         x8 = to_uint8_tensor(image) if was_pil else image
@@ -402,15 +414,31 @@ class SelfFakes:
         return x8, out_label
 
 
-def build_self_fakes(aug: AugmentArguments) -> SelfFakes | None:
-    """The self-made-fakes sample transform of a run's settings, or None when off."""
+def matched_process_share(prob: float, num_real: int, num_ai: int) -> float:
+    """The self-fakes' expected share of the ai class, p*R / (A + p*R): the "matched" processing rate of the
+    reals that stay real, so that P(processed | label) is the same for both labels."""
+    fakes = prob * num_real
+    return fakes / (num_ai + fakes) if fakes > 0 else 0.0
+
+
+def label_counts_after_self_fakes(prob: float, num_real: int, num_ai: int) -> tuple[float, float]:
+    """Expected (real, ai) training images per epoch once a share `prob` of the reals became ai."""
+    return num_real * (1.0 - prob), num_ai + prob * num_real
+
+
+def build_self_fakes(aug: AugmentArguments, num_real: int = 0, num_ai: int = 0) -> SelfFakes | None:
+    """The self-made-fakes sample transform of a run's settings and its training split's label counts, or None
+    when off."""
     if aug.self_fake_prob <= 0:
         return None
+    share = None
+    if aug.self_fake_processing == "matched":
+        share = matched_process_share(aug.self_fake_prob, num_real, num_ai)
     return SelfFakes(
         prob=aug.self_fake_prob, jpeg_prob=aug.self_fake_jpeg_prob, jpeg_quality=tuple(aug.self_fake_jpeg_quality),
         factors=tuple(aug.self_fake_factors), hf_restore=tuple(aug.self_fake_hf_restore),
         region=aug.self_fake_region or None, resample_prob=aug.self_fake_resample_prob,
-        resample_range=tuple(aug.self_fake_resample_range),
+        resample_range=tuple(aug.self_fake_resample_range), process_share=share,
     )
 
 

@@ -27,6 +27,8 @@ logger = logging.getLogger(__name__)
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CONFIG = PROJECT_ROOT / "configs" / "demo.yaml"
 STEM_INITS = ("stock", "highpass")
+SELF_FAKE_PROCESSING = ("matched", "all")  # modeling.augmentation.SelfFakes, "The processing rule"
+CLASS_WEIGHTINGS = ("balanced", "none")
 
 
 class ConfigError(ValueError):
@@ -135,7 +137,7 @@ class AugmentArguments:
         default=0.0, metadata={"help": "P(a real training image becomes a self-made fake, labelled ai)."}
     )
     self_fake_jpeg_prob: float = field(
-        default=1.0, metadata={"help": "With self-fakes on: P(final JPEG save), drawn label-blind for every image."}
+        default=1.0, metadata={"help": "With self-fakes on: P(final JPEG save) (which images: self_fake_processing)."}
     )
     self_fake_jpeg_quality: list[int] = field(default_factory=lambda: [65, 100])
     self_fake_factors: list[int] = field(default_factory=lambda: [2, 4, 8], metadata={"help": "Decoder scales."})
@@ -146,11 +148,16 @@ class AugmentArguments:
         default=0, metadata={"help": "Work on a random window of this side (0: the whole image); >= the train crop."}
     )
     self_fake_resample_prob: float = field(
-        default=0.0, metadata={"help": "With self-fakes on: P(resize by a random scale after the decoder, before "
-                                       "the save), drawn label-blind for every image, as ArtiFact resized both classes."}
+        default=0.0, metadata={"help": "With self-fakes on: P(resize by a random scale after the decoder, before the "
+                                       "save), as ArtiFact resized both classes (which images: self_fake_processing)."}
     )
     self_fake_resample_range: list[float] = field(
         default_factory=lambda: [0.77, 1.25], metadata={"help": "Scales of that resize (ArtiFact: 200/side)."}
+    )
+    self_fake_processing: str = field(
+        default="matched",
+        metadata={"help": "Which images besides the self-fakes get that resize and save: 'matched' (true ai "
+                  "images none, the reals that stay real the self-fakes' share of the ai class) or 'all'."},
     )
 
     def __post_init__(self) -> None:
@@ -163,6 +170,9 @@ class AugmentArguments:
             lo_hi = getattr(self, name)
             if len(lo_hi) != 2 or lo_hi[0] > lo_hi[1]:
                 raise ConfigError(f"{name} must be [low, high], got {lo_hi}")
+        if self.self_fake_processing not in SELF_FAKE_PROCESSING:
+            raise ConfigError(f"self_fake_processing must be one of {SELF_FAKE_PROCESSING}, got "
+                              f"{self.self_fake_processing!r}")
 
 
 @dataclass
@@ -181,11 +191,20 @@ class RunArguments:
         metadata={"help": "End of training: write the checked ONNX fp32 and int8 models beside the weights (the "
                   "CPU fast path predict.py picks by itself; needs the `onnx` extra)."},
     )
+    class_weighting: str = field(
+        default="balanced",
+        metadata={"help": "Training loss weights per label: 'balanced' (each label weighs half, from the training "
+                  "split's counts after self-made fakes) or 'none' (every image the same)."},
+    )
     decision_threshold_rule: str = field(
         default=DEFAULT_THRESHOLD_RULE,
         metadata={"help": "How the decision threshold on P(ai) is chosen on validation: 'max_accuracy', or "
                   "'target_fpr=<rate>' (the lowest threshold whose false-positive rate on real images is <= rate)."},
     )
+
+    def __post_init__(self) -> None:
+        if self.class_weighting not in CLASS_WEIGHTINGS:
+            raise ConfigError(f"class_weighting must be one of {CLASS_WEIGHTINGS}, got {self.class_weighting!r}")
 
 
 CONFIG_CLASSES = (ModelArguments, DataArguments, AugmentArguments, RunArguments, TrainingArguments)

@@ -11,7 +11,14 @@ import torch
 from PIL import Image
 from tiny_model import TinyModelTester
 
-from modeling.augmentation import SelfFakes, build_self_fakes, highpass_residual, random_decoder
+from modeling.augmentation import (
+    SelfFakes,
+    build_self_fakes,
+    highpass_residual,
+    label_counts_after_self_fakes,
+    matched_process_share,
+    random_decoder,
+)
 from modeling.config import ConfigError, parse_config
 from modeling.data.demo import DemoSpec, make_demo_data
 from modeling.image_processing import build_image_processor
@@ -114,3 +121,39 @@ def test_the_resample_is_label_blind_and_keeps_the_region() -> None:
     assert 7 <= sum(resized) <= 23  # resampled (no native window) about half the time
     with pytest.raises(ValueError, match="resample"):
         SelfFakes(resample_prob=2.0)
+
+
+def test_matched_processing_leaves_true_ai_images_alone_and_is_no_label_cue() -> None:
+    """'matched': every self-fake is resized and re-saved, a true ai image never, a real that stays real with the
+    self-fakes' share of the ai class; so P(processed | ai) = P(processed | real) for the training stream."""
+    num_real, num_ai, prob = 40, 80, 0.5
+    share = matched_process_share(prob, num_real, num_ai)
+    assert share == pytest.approx(20 / 100)
+    fakes = SelfFakes(prob=prob, jpeg_prob=1.0, resample_prob=1.0, process_share=share)
+    image = photo(5, 32)
+    untouched = np.asarray(image)
+    processed = {0: 0, 1: 0}
+    labelled = {0: 0, 1: 0}
+    for seed in range(900):
+        label = 0 if seed % 3 == 0 else 1  # the 1:2 real:ai stream of num_real, num_ai
+        out, new_label = fakes(image, label, np.random.default_rng(seed))
+        changed = np.asarray(out).shape != untouched.shape or not np.array_equal(np.asarray(out), untouched)
+        if label == 1:
+            assert not changed  # a true ai image keeps its trace
+        if label == 0 and new_label == 1:
+            assert changed  # a self-fake is always processed
+        labelled[new_label] += 1
+        processed[new_label] += changed
+    rates = {label: processed[label] / labelled[label] for label in (0, 1)}
+    assert rates[0] == pytest.approx(share, abs=0.05) and rates[1] == pytest.approx(share, abs=0.05)
+    real_after, ai_after = label_counts_after_self_fakes(prob, num_real, num_ai)
+    assert (real_after, ai_after) == (20, 100)
+
+
+def test_processing_rule_from_config(tmp_path: Path) -> None:
+    matched = build_self_fakes(parse_config(["--config", "configs/demo.yaml"]).augment, num_real=30, num_ai=10)
+    assert matched.process_share == pytest.approx(15 / 25)
+    everything = parse_config(["--config", "configs/demo.yaml", "--self_fake_processing", "all"]).augment
+    assert build_self_fakes(everything, 30, 10).process_share is None
+    with pytest.raises(ConfigError, match="self_fake_processing"):
+        parse_config(["--config", "configs/demo.yaml", "--self_fake_processing", "some"])

@@ -149,3 +149,37 @@ def test_demo_data_goes_only_into_the_demos_own_folder(tmp_path, monkeypatch):
     DEMO_DATA_DIR.mkdir(parents=True)
     (DEMO_DATA_DIR / "mine.jpg").write_bytes(b"a user's file")
     assert not may_generate_into(DEMO_DATA_DIR)  # data/demo holding something else is not the demo's
+
+
+def test_balanced_loss_weights_each_label_half():
+    from modeling.training.trainer import WeightedCrossEntropy, balanced_weights
+
+    weights = balanced_weights((20.0, 100.0))  # 1:5 real:ai, as self-fakes make of a 1:2 folder
+    assert weights == pytest.approx((3.0, 0.6))
+    logits = torch.tensor([[2.0, -1.0], [0.5, 0.5], [-1.0, 3.0], [0.0, 1.0]])
+    labels = torch.tensor([0, 1, 1, 1])
+    loss = WeightedCrossEntropy(weights)
+    per_image = torch.nn.functional.cross_entropy(logits, labels, reduction="none")
+    expected = (per_image * torch.tensor([3.0, 0.6, 0.6, 0.6])).mean()
+    assert float(loss({"logits": logits}, labels)) == pytest.approx(float(expected))
+    # under gradient accumulation the Trainer passes the label count of all micro-batches: the sum is divided by it
+    assert float(loss({"logits": logits}, labels, num_items_in_batch=8)) == pytest.approx(float(expected) / 2)
+    unweighted = WeightedCrossEntropy((1.0, 1.0))({"logits": logits}, labels)
+    assert float(unweighted) == pytest.approx(float(per_image.mean()))
+
+
+def test_training_weights_follow_the_split_and_the_self_fakes(tmp_path, caplog):
+    import pandas as pd
+
+    from modeling.config import ConfigError, parse_config
+    from modeling.training.data import training_label_weights
+
+    manifest = pd.DataFrame({"split": ["train"] * 6 + ["test"] * 4, "label": [0, 0, 1, 1, 1, 1, 0, 0, 0, 0]})
+    config = parse_config(["--config", "configs/demo.yaml", "--self_fake_prob", "0.5"])
+    with caplog.at_level(logging.INFO):
+        weights = training_label_weights(config, manifest)  # train: 2 real, 4 ai -> 1 real, 5 ai per epoch
+    assert weights == pytest.approx((3.0, 0.6)) and "loss weights real 3.000, ai 0.600" in caplog.text
+    off = parse_config(["--config", "configs/demo.yaml", "--class_weighting", "none"])
+    assert training_label_weights(off, manifest) is None
+    with pytest.raises(ConfigError, match="class_weighting"):
+        parse_config(["--config", "configs/demo.yaml", "--class_weighting", "inverse"])

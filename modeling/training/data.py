@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 from datasets import DatasetDict
 
-from modeling.augmentation import build_self_fakes, build_train_transforms
+from modeling.augmentation import build_self_fakes, build_train_transforms, label_counts_after_self_fakes
 from modeling.config import RunConfig
 from modeling.data.dedup import drop_cross_split_duplicates
 from modeling.data.demo import DEMO_DATA_DIR, DemoSpec, demo_data_exists, make_demo_data, may_generate_into
@@ -24,6 +24,7 @@ from modeling.data.validation import drop_bad_files, exclude_paths, load_bad_fil
 from modeling.image_processing import BatchTransform, processor_crop_size
 from modeling.metrics import section_masks
 from modeling.run_folder import BAD_FILES, DEDUP, MANIFEST
+from modeling.training.trainer import balanced_weights
 
 logger = logging.getLogger(__name__)
 
@@ -92,12 +93,30 @@ def build_datasets(config: RunConfig, manifest: pd.DataFrame, processor: Any) ->
     if config.augment.train_crop_size:
         crop = (config.augment.train_crop_size, config.augment.train_crop_size)
     resize = config.model.image_size if config.model.processor == "resize" else None
+    self_fakes = build_self_fakes(config.augment, *train_label_counts(manifest))
     train_tf = BatchTransform(processor, build_train_transforms(crop, config.augment, resize), processor_geometry=False,
-                              sample_transform=build_self_fakes(config.augment))
+                              sample_transform=self_fakes)
     eval_tf = BatchTransform(processor)
     return DatasetDict(
         {name: ds.with_transform(train_tf if name == "train" else eval_tf) for name, ds in splits.items()}
     )
+
+
+def train_label_counts(manifest: pd.DataFrame) -> tuple[int, int]:
+    """(real, ai) images in the training split."""
+    labels = manifest.loc[manifest["split"] == "train", "label"]
+    return int((labels == 0).sum()), int((labels == 1).sum())
+
+
+def training_label_weights(config: RunConfig, manifest: pd.DataFrame) -> tuple[float, float] | None:
+    """Loss weights (real, ai) for `class_weighting: balanced`, from the training split's counts after the
+    self-made fakes; None for 'none'."""
+    if config.run.class_weighting == "none":
+        return None
+    counts = label_counts_after_self_fakes(config.augment.self_fake_prob, *train_label_counts(manifest))
+    weights = balanced_weights(counts)
+    logger.info("loss weights real %.3f, ai %.3f (training labels per epoch: %.0f real, %.0f ai)", *weights, *counts)
+    return weights
 
 
 def split_test(splits: DatasetDict) -> dict[str, Any]:

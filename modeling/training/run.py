@@ -39,8 +39,8 @@ from modeling.release.hub import HubError, check_push_ready, push_model_folder
 from modeling.release.model_card import write_model_card
 from modeling.run_folder import CALIBRATION, MANIFEST, RUN_INFO, TRAINER_PICKLE, TRAINING_CONFIG, RunFolder
 from modeling.training.callbacks import StopOnSignal, TrainingInterrupted, last_complete_checkpoint
-from modeling.training.data import build_datasets, ensure_demo_data, prepare_manifest
-from modeling.training.trainer import DetectionMetrics, ReliableTrainer, collate_counting_skips
+from modeling.training.data import build_datasets, ensure_demo_data, prepare_manifest, training_label_weights
+from modeling.training.trainer import DetectionMetrics, ReliableTrainer, WeightedCrossEntropy, collate_counting_skips
 
 logger = logging.getLogger(__name__)
 
@@ -218,7 +218,8 @@ def publish(config: RunConfig, run: RunFolder, push: bool) -> None:
 # --------------------------------------------------------------------------- the run
 
 
-def build_trainer(config: RunConfig, splits: Any, processor: Any, stopper: StopOnSignal) -> ReliableTrainer:
+def build_trainer(config: RunConfig, splits: Any, processor: Any, stopper: StopOnSignal,
+                  label_weights: tuple[float, float] | None = None) -> ReliableTrainer:
     model = build_model(config.model)
     logger.info("model: %.2fM parameters", sum(p.numel() for p in model.parameters()) / 1e6)
     return ReliableTrainer(  # logs `skipped_images` (unreadable files dropped from batches)
@@ -229,6 +230,7 @@ def build_trainer(config: RunConfig, splits: Any, processor: Any, stopper: StopO
         data_collator=collate_counting_skips,
         processing_class=processor,  # saved beside every checkpoint and the final weights
         compute_metrics=DetectionMetrics(),
+        compute_loss_func=WeightedCrossEntropy(label_weights) if label_weights else None,
         callbacks=[stopper],
     )
 
@@ -255,7 +257,7 @@ def train(config: RunConfig) -> dict[str, dict[str, Any]]:
     )
     splits = build_datasets(config, manifest, processor)
     stopper = StopOnSignal()  # SIGTERM: checkpoint, then TrainingInterrupted
-    trainer = build_trainer(config, splits, processor, stopper)
+    trainer = build_trainer(config, splits, processor, stopper, training_label_weights(config, manifest))
     result = trainer.train(resume_from_checkpoint=find_resume_checkpoint(args, run.root))
     if stopper.stopped_at is not None:  # not a finished run: keep checkpoints, skip final save/eval
         raise TrainingInterrupted(stopper.stopped_at, str(run / f"checkpoint-{stopper.stopped_at}"))
