@@ -6,6 +6,7 @@
     python scripts/benchmark.py memory --config configs/convnext_tiny_artifact.yaml
     python scripts/benchmark.py train --config configs/demo.yaml
     python scripts/benchmark.py preprocessing --model outputs/demo   # native crop vs resize
+    python scripts/benchmark.py baseline --data_dir data/outside     # a plain CNN: how hard a data set is
 
 Each sub-command lives in its own module under `modeling/benchmarks/` and exposes
 `add_arguments(parser)` and `run(args) -> int`.
@@ -25,6 +26,7 @@ SUBCOMMANDS = {
     "memory": "modeling.benchmarks.memory",
     "train": "modeling.benchmarks.train",
     "preprocessing": "modeling.benchmarks.preprocessing",
+    "baseline": "modeling.benchmarks.baseline_cnn",
 }
 
 
