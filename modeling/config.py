@@ -27,6 +27,7 @@ logger = logging.getLogger(__name__)
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CONFIG = PROJECT_ROOT / "configs" / "demo.yaml"
 STEM_INITS = ("stock", "highpass")
+LAYER_INITS = ("stock", "fan_in")
 SELF_FAKE_PROCESSING = ("matched", "all")  # modeling.augmentation.SelfFakes, "The processing rule"
 CLASS_WEIGHTINGS = ("balanced", "none")
 
@@ -54,6 +55,13 @@ class ModelArguments:
         metadata={"help": f"Random init: the stem's initial weights, one of {STEM_INITS} ('highpass': a forensic "
                   "high-pass filter bank, see modeling/model.py)."},
     )
+    layer_init: str = field(
+        default="stock",
+        metadata={"help": f"Random init: the initial weights of the blocks' and downsampling layers' convolutions, one "
+                  f"of {LAYER_INITS} ('fan_in': N(0, layer_init_gain^2 / fan_in), see modeling/model.py; 'stock': "
+                  "transformers' N(0, 0.02))."},
+    )
+    layer_init_gain: float = field(default=1.414, metadata={"help": "fan_in layer init: the gain (sqrt 2: He)."})
     stem_highpass_gain: float = field(default=16.0, metadata={"help": "highpass stem: gain of the zero-sum atoms."})
     stem_weight_std: float = field(default=0.2, metadata={"help": "highpass stem: std of the stem weights."})
     processor: str = field(default="crop", metadata={"help": f"Preprocessing, one of {PROCESSOR_KINDS}."})
@@ -73,6 +81,11 @@ class ModelArguments:
             raise ConfigError(f"stem_init must be one of {STEM_INITS}, got {self.stem_init!r}")
         if self.model_name_or_path and self.stem_init != "stock":
             raise ConfigError("stem_init is for random init; a pretrained model keeps its stem (set stem_init: stock)")
+        if self.layer_init not in LAYER_INITS:
+            raise ConfigError(f"layer_init must be one of {LAYER_INITS}, got {self.layer_init!r}")
+        if self.model_name_or_path and self.layer_init != "stock":
+            raise ConfigError("layer_init is for random init; a pretrained model keeps its weights (set layer_init: "
+                              "stock)")
         if self.processor not in PROCESSOR_KINDS:
             raise ConfigError(f"processor must be one of {PROCESSOR_KINDS}, got {self.processor!r}")
 

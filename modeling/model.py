@@ -54,9 +54,30 @@ def build_model(args: ModelArguments) -> ConvNextForImageClassification:
         **labels,
     )
     model = ConvNextForImageClassification(config)
+    if args.layer_init == "fan_in":
+        init_fan_in(model, args.layer_init_gain)
     if args.stem_init == "highpass":
         init_highpass_stem(model, args.stem_highpass_gain, args.stem_weight_std)
     return model
+
+
+@torch.no_grad()
+def init_fan_in(model: ConvNextForImageClassification, gain: float) -> None:
+    """Re-draw every convolution and linear layer of the stages as N(0, gain^2 / fan_in); stem and head keep theirs.
+
+    Why: transformers' ConvNext draws every weight from N(0, 0.02), a scale made for ConvNeXt-T's 96-768
+    channels and pretrained use. In a 48-128 channel network it leaves each block's MLP input at std ~0.14,
+    where GELU is nearly linear, and the block's output ~50 times smaller than the residual stream: the
+    random network is then close to a linear map of the stem's output, whose global average carries no
+    trace energy, and training first has to grow the weights (a plateau of hundreds of steps on weak traces).
+    He's fan-in scaling puts GELU in its nonlinear range from the first step. The saved model is a stock
+    ConvNext; only its initial values differ.
+    """
+    stem = model.convnext.embeddings.patch_embeddings
+    for module in model.convnext.encoder.modules():
+        if isinstance(module, (torch.nn.Conv2d, torch.nn.Linear)) and module is not stem:
+            fan_in = module.weight[0].numel()  # in_channels/groups x kernel area, or in_features
+            module.weight.normal_(0.0, gain / math.sqrt(fan_in))
 
 
 def dct_basis(k: int) -> torch.Tensor:

@@ -47,3 +47,39 @@ def test_highpass_stem_saves_as_a_stock_model(tmp_path):
     reloaded = AutoModelForImageClassification.from_pretrained(tmp_path)
     assert type(reloaded.config) is ConvNextConfig
     torch.testing.assert_close(reloaded.convnext.embeddings.patch_embeddings.weight, stem)
+
+
+def test_fan_in_init_scales_every_stage_layer_and_saves_as_a_stock_model(tmp_path):
+    """layer_init fan_in: each conv/linear of the stages is N(0, gain^2 / fan_in), so GELU starts in its nonlinear
+    range (transformers' N(0, 0.02) leaves the MLP of a 48-channel block nearly linear); stem and head keep theirs."""
+    argv = ["--stem_init", "highpass", "--hidden_sizes", "48", "96", "--depths", "1", "1", "--patch_size", "2"]
+    torch.manual_seed(0)
+    stock = build_model(parse_config([*argv, "--layer_init", "stock"]).model)
+    torch.manual_seed(0)
+    model = build_model(parse_config([*argv, "--layer_init", "fan_in", "--layer_init_gain", "1.414"]).model)
+    block = model.convnext.encoder.stages[0].layers[0].requires_grad_(False)
+    for layer, fan_in in ((block.dwconv, 49), (block.pwconv1, 48), (block.pwconv2, 192)):
+        assert abs(float(layer.weight.std()) - 1.414 / fan_in**0.5) < 0.1 * 1.414 / fan_in**0.5
+    down = model.convnext.encoder.stages[1].downsampling_layer[1]
+    assert abs(float(down.weight.std()) - 1.414 / (48 * 4) ** 0.5) < 0.01
+    assert float(stock.convnext.encoder.stages[0].layers[0].pwconv1.weight.std()) < 0.025  # the stock 0.02
+    torch.testing.assert_close(model.classifier.weight, stock.classifier.weight)
+    stem = model.convnext.embeddings.patch_embeddings.weight
+    stock_std = float(stock.convnext.embeddings.patch_embeddings.weight.std())
+    assert abs(float(stem.std()) - stock_std) < 1e-5 and stem.sum(dim=(2, 3)).abs().mean() < stem.abs().mean()
+    model.save_pretrained(tmp_path)
+    saved = json.loads((tmp_path / "config.json").read_text())
+    assert not any("init" in key and key != "layer_scale_init_value" and key != "initializer_range" for key in saved)
+    reloaded = AutoModelForImageClassification.from_pretrained(tmp_path)
+    torch.testing.assert_close(reloaded.convnext.encoder.stages[0].layers[0].pwconv1.weight, block.pwconv1.weight)
+
+
+def test_layer_init_is_checked():
+    import pytest
+
+    from modeling.config import ConfigError
+
+    with pytest.raises(ConfigError, match="layer_init"):
+        parse_config(["--layer_init", "xavier"])
+    with pytest.raises(ConfigError, match="layer_init"):
+        parse_config(["--config", "configs/convnext_tiny_artifact.yaml", "--layer_init", "fan_in"])

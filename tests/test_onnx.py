@@ -146,8 +146,9 @@ def test_layer_scale_folding_keeps_the_function(tiny_trained_model):
     blocks = [m for m in model.modules() if getattr(m, "layer_scale_parameter", None) is not None]
     assert blocks, "the tiny model has layer scales to fold"
     torch.manual_seed(0)
-    for block in blocks:  # gamma far from 1, so that a missed or doubled fold shows
+    for block in blocks:  # gamma far from 1 and a bias far from 0, so that a missed or doubled fold shows
         block.layer_scale_parameter.data.uniform_(0.2, 3.0)
+        block.pwconv2.bias.data.uniform_(-0.5, 0.5)
     before = [b.layer_scale_parameter.detach().clone() for b in blocks]
     folded = onnx_export.fold_layer_scale(model)
     assert not any(getattr(m, "layer_scale_parameter", None) is not None for m in folded.modules())
