@@ -76,6 +76,7 @@ from torchvision.transforms import v2
 
 from modeling.config import AugmentArguments
 from modeling.degradations import reencode
+from modeling.learned_decoder import SmallAutoencoder
 
 Tensor = torch.Tensor
 
@@ -330,11 +331,15 @@ class SelfFakes:
     resample_prob: float = 0.0
     resample_range: Sequence[float] = (0.77, 1.25)
     process_share: float | None = None
+    learned: SmallAutoencoder | None = None
+    learned_prob: float = 0.0
 
     def __post_init__(self) -> None:
         share = 0.0 if self.process_share is None else self.process_share
-        if not all(0.0 <= p <= 1.0 for p in (self.prob, self.jpeg_prob, self.resample_prob, share)):
-            raise ValueError("prob, jpeg_prob, resample_prob and process_share must be in [0, 1]")
+        if not all(0.0 <= p <= 1.0 for p in (self.prob, self.jpeg_prob, self.resample_prob, share, self.learned_prob)):
+            raise ValueError("prob, jpeg_prob, resample_prob, process_share and learned_prob must be in [0, 1]")
+        if self.learned_prob > 0 and self.learned is None:
+            raise ValueError("learned_prob > 0 needs the fitted learned decoder (modeling.learned_decoder)")
         if not 0.0 < self.resample_range[0] <= self.resample_range[1]:
             raise ValueError(f"resample_range must be [lo, hi] with 0 < lo <= hi, got {self.resample_range}")
         lo, hi = self.jpeg_quality
@@ -348,7 +353,10 @@ class SelfFakes:
         return label == self.real_label and coin < self.process_share
 
     def fake(self, x: Tensor, rng: np.random.Generator) -> Tensor:
-        """float (3,H,W) in [0,1] -> a self-made fake, float, before quantisation and JPEG."""
+        """float (3,H,W) in [0,1] -> a self-made fake, float, before quantisation and JPEG: the learned decoder's
+        reconstruction with probability `learned_prob`, else a draw of the hand-made family."""
+        if self.learned is not None and rng.random() < self.learned_prob:
+            return self.learned.reconstruct(x)
         f = int(rng.choice(list(self.factors)))
         y = random_decoder(x, f, rng)
         lam = rng.uniform(*self.hf_restore)
@@ -426,9 +434,11 @@ def label_counts_after_self_fakes(prob: float, num_real: int, num_ai: int) -> tu
     return num_real * (1.0 - prob), num_ai + prob * num_real
 
 
-def build_self_fakes(aug: AugmentArguments, num_real: int = 0, num_ai: int = 0) -> SelfFakes | None:
-    """The self-made-fakes sample transform of a run's settings and its training split's label counts, or None
-    when off."""
+def build_self_fakes(
+    aug: AugmentArguments, num_real: int = 0, num_ai: int = 0, learned: SmallAutoencoder | None = None
+) -> SelfFakes | None:
+    """The self-made-fakes sample transform of a run's settings and its training split's label counts (and the
+    fitted learned decoder when `self_fake_learned_prob` > 0), or None when off."""
     if aug.self_fake_prob <= 0:
         return None
     share = None
@@ -439,6 +449,7 @@ def build_self_fakes(aug: AugmentArguments, num_real: int = 0, num_ai: int = 0) 
         factors=tuple(aug.self_fake_factors), hf_restore=tuple(aug.self_fake_hf_restore),
         region=aug.self_fake_region or None, resample_prob=aug.self_fake_resample_prob,
         resample_range=tuple(aug.self_fake_resample_range), process_share=share,
+        learned=learned if aug.self_fake_learned_prob > 0 else None, learned_prob=aug.self_fake_learned_prob,
     )
 
 

@@ -167,6 +167,14 @@ class AugmentArguments:
     self_fake_resample_range: list[float] = field(
         default_factory=lambda: [0.77, 1.25], metadata={"help": "Scales of that resize (ArtiFact: 200/side)."}
     )
+    self_fake_learned_prob: float = field(
+        default=0.0, metadata={"help": "Share of the self-fakes made by a small autoencoder fitted on the run's own "
+                               "real training images (modeling/learned_decoder.py); the rest by the hand-made family."}
+    )
+    self_fake_learned_steps: int = field(default=300, metadata={"help": "Fitting steps of that autoencoder."})
+    self_fake_learned_images: int = field(
+        default=256, metadata={"help": "At most this many real training images to fit it on (a seeded draw)."}
+    )
     self_fake_processing: str = field(
         default="matched",
         metadata={"help": "Which images besides the self-fakes get that resize and save: 'matched' (true ai "
@@ -175,7 +183,7 @@ class AugmentArguments:
 
     def __post_init__(self) -> None:
         for name in ("hflip_prob", "rescale_prob", "blur_prob", "jpeg_prob", "grayscale_prob", "self_fake_prob",
-                     "self_fake_jpeg_prob", "self_fake_resample_prob"):
+                     "self_fake_jpeg_prob", "self_fake_resample_prob", "self_fake_learned_prob"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ConfigError(f"{name} must be a probability in [0, 1], got {getattr(self, name)}")
         for name in ("rescale_range", "blur_sigma", "jpeg_quality", "self_fake_jpeg_quality", "self_fake_hf_restore",

@@ -116,8 +116,8 @@ def test_the_resample_is_label_blind_and_keeps_the_region() -> None:
         assert abs(real.size[0] - 64) <= 2 and real.size[0] == real.size[1]
         native = np.asarray(image)
         arr = np.asarray(real)
-        resized.append(not any(np.array_equal(arr, native[t : t + 64, l : l + 64])
-                               for t in range(137) for l in range(137) if arr.shape[:2] == (64, 64)))
+        resized.append(not any(np.array_equal(arr, native[t : t + 64, left : left + 64])
+                               for t in range(137) for left in range(137) if arr.shape[:2] == (64, 64)))
     assert 7 <= sum(resized) <= 23  # resampled (no native window) about half the time
     with pytest.raises(ValueError, match="resample"):
         SelfFakes(resample_prob=2.0)
@@ -157,3 +157,49 @@ def test_processing_rule_from_config(tmp_path: Path) -> None:
     assert build_self_fakes(everything, 30, 10).process_share is None
     with pytest.raises(ConfigError, match="self_fake_processing"):
         parse_config(["--config", "configs/demo.yaml", "--self_fake_processing", "some"])
+
+
+def test_the_learned_decoder_is_fitted_reproducibly_and_reconstructs_any_size() -> None:
+    from modeling.learned_decoder import fit_autoencoder, uint8_images
+
+    arrays = [np.asarray(photo(seed, 64)) for seed in range(4)]
+    first = fit_autoencoder(uint8_images(arrays), steps=30, seed=3)
+    again = fit_autoencoder(uint8_images(arrays), steps=30, seed=3)
+    for a, b in zip(first.state_dict().values(), again.state_dict().values(), strict=True):
+        assert torch.equal(a, b)  # one thread, one seed: the same weights
+    x = torch.from_numpy(arrays[0][:50, :47].copy()).permute(2, 0, 1).float() / 255
+    y = first.reconstruct(x)
+    assert y.shape == x.shape and not torch.equal(y, x)
+    untrained = fit_autoencoder(uint8_images(arrays), steps=0, seed=3)
+    assert (first.reconstruct(x) - x).abs().mean() < (untrained.reconstruct(x) - x).abs().mean()  # it learned
+
+
+def test_learned_self_fakes_only_for_training_reals(tmp_path: Path) -> None:
+    """self_fake_learned_prob 1: every self-fake is the learned decoder's reconstruction; the decoder is fitted on
+    training reals only, and evaluation splits keep their images and labels."""
+    from modeling.training.data import learned_decoder
+
+    data = make_demo_data(tmp_path / "data", DemoSpec(images_per_source=6), progress=False)
+    argv = TinyModelTester.train_argv(data, tmp_path / "out", "--image_size", "32", "--train_crop_size", "32",
+                                      "--self_fake_prob", "1.0", "--self_fake_region", "48",
+                                      "--self_fake_learned_prob", "1.0", "--self_fake_learned_steps", "5")
+    config = parse_config(argv)
+    manifest = prepare_manifest(config, tmp_path / "out")
+    decoder = learned_decoder(config, manifest)
+    assert decoder is not None and not decoder.training
+    fakes = build_self_fakes(config.augment, 10, 10, decoder)
+    image = photo(7, 64)
+    learned_only = SelfFakes(prob=1.0, jpeg_prob=0.0, learned=decoder, learned_prob=1.0)
+    out, label = learned_only(image, 0, np.random.default_rng(0))
+    x = torch.from_numpy(np.asarray(image).copy()).permute(2, 0, 1).float() / 255
+    expected = decoder.reconstruct(x).clamp(0, 1).mul(255).add(0.5).floor().to(torch.uint8).permute(1, 2, 0).numpy()
+    assert label == 1 and np.array_equal(np.asarray(out), expected)
+    assert fakes.learned is decoder and fakes.learned_prob == 1.0
+    splits = build_datasets(config, manifest, build_image_processor("crop", 32))
+    for name in ("validation", "test"):
+        assert [int(row["labels"]) for row in splits[name]] == manifest[manifest["split"] == name]["label"].tolist()
+    assert {int(row["labels"]) for row in splits["train"]} == {1}
+    off = parse_config([*argv, "--self_fake_learned_prob", "0"])
+    assert learned_decoder(off, manifest) is None
+    with pytest.raises(ValueError, match="learned"):
+        SelfFakes(learned_prob=0.5)

@@ -11,7 +11,7 @@ import pytest
 PACKAGE = Path(__file__).resolve().parent.parent / "modeling"
 # floor of each room: a module may import modules on its own floor or below, never above
 FLOORS = {
-    0: ("labels", "system", "run_folder", "metrics", "image_processing", "degradations", "config"),
+    0: ("labels", "system", "run_folder", "metrics", "image_processing", "degradations", "config", "learned_decoder"),
     1: ("calibration", "augmentation", "model"),
     2: ("data",),
     3: ("inference",),

@@ -304,7 +304,8 @@ TRAINING_KEYS = (
     "train_crop_size", "num_train_epochs", "max_steps", "per_device_train_batch_size", "gradient_accumulation_steps",
     "learning_rate", "weight_decay", "lr_scheduler_type", "warmup_steps", "hflip_prob", "jpeg_prob", "jpeg_quality",
     "blur_prob", "blur_sigma", "rescale_prob", "grayscale_prob", "stem_init", "stem_highpass_gain", "stem_weight_std",
-    "self_fake_prob", "self_fake_region", "self_fake_resample_prob", "fp16", "seed",
+    "layer_init", "layer_init_gain", "self_fake_prob", "self_fake_region", "self_fake_resample_prob",
+    "self_fake_processing", "self_fake_learned_prob", "class_weighting", "fp16", "seed",
 )
 
 

@@ -19,9 +19,11 @@ from modeling.augmentation import build_self_fakes, build_train_transforms, labe
 from modeling.config import RunConfig
 from modeling.data.dedup import drop_cross_split_duplicates
 from modeling.data.demo import DEMO_DATA_DIR, DemoSpec, demo_data_exists, make_demo_data, may_generate_into
+from modeling.data.index import DataError
 from modeling.data.manifest import build_manifest, load_manifest, manifest_to_datasets, save_manifest
 from modeling.data.validation import drop_bad_files, exclude_paths, load_bad_files
-from modeling.image_processing import BatchTransform, processor_crop_size
+from modeling.image_processing import BatchTransform, ImageLoadError, load_image, processor_crop_size
+from modeling.learned_decoder import FIT_CROP, SmallAutoencoder, fit_autoencoder, uint8_images
 from modeling.metrics import section_masks
 from modeling.run_folder import BAD_FILES, DEDUP, MANIFEST
 from modeling.training.trainer import balanced_weights
@@ -93,13 +95,36 @@ def build_datasets(config: RunConfig, manifest: pd.DataFrame, processor: Any) ->
     if config.augment.train_crop_size:
         crop = (config.augment.train_crop_size, config.augment.train_crop_size)
     resize = config.model.image_size if config.model.processor == "resize" else None
-    self_fakes = build_self_fakes(config.augment, *train_label_counts(manifest))
+    self_fakes = build_self_fakes(config.augment, *train_label_counts(manifest), learned_decoder(config, manifest))
     train_tf = BatchTransform(processor, build_train_transforms(crop, config.augment, resize), processor_geometry=False,
                               sample_transform=self_fakes)
     eval_tf = BatchTransform(processor)
     return DatasetDict(
         {name: ds.with_transform(train_tf if name == "train" else eval_tf) for name, ds in splits.items()}
     )
+
+
+def learned_decoder(config: RunConfig, manifest: pd.DataFrame) -> SmallAutoencoder | None:
+    """The self-fakes' learned decoder, fitted on (a seeded draw of) the training split's real images; None when
+    `self_fake_learned_prob` is 0. Only the training reals are read: evaluation data never reaches it."""
+    aug = config.augment
+    if aug.self_fake_prob <= 0 or aug.self_fake_learned_prob <= 0:
+        return None
+    reals = manifest[(manifest["split"] == "train") & (manifest["label"] == 0)]
+    seed = config.training.seed
+    reals = reals.sample(min(len(reals), aug.self_fake_learned_images), random_state=seed)
+    arrays = []
+    for path in reals["path"]:
+        try:
+            arrays.append(np.asarray(load_image(str(Path(config.data.data_dir) / path)), dtype=np.uint8))
+        except ImageLoadError as err:
+            logger.warning("learned decoder: skipping unreadable image: %s", err)
+    usable = [a for a in arrays if min(a.shape[:2]) >= FIT_CROP]
+    if not usable:
+        raise DataError(f"self_fake_learned_prob is {aug.self_fake_learned_prob} but the training split of "
+                        f"{config.data.data_dir} has no readable real image of at least {FIT_CROP} px a side to fit "
+                        "the learned decoder on; set self_fake_learned_prob: 0")
+    return fit_autoencoder(uint8_images(usable), aug.self_fake_learned_steps, seed)
 
 
 def train_label_counts(manifest: pd.DataFrame) -> tuple[int, int]:
