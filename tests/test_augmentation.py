@@ -151,9 +151,10 @@ def test_matched_processing_leaves_true_ai_images_alone_and_is_no_label_cue() ->
 
 
 def test_processing_rule_from_config(tmp_path: Path) -> None:
-    matched = build_self_fakes(parse_config(["--config", "configs/demo.yaml"]).augment, num_real=30, num_ai=10)
+    demo = ["--config", "configs/demo.yaml", "--self_fake_learned_prob", "0"]  # no fitted decoder needed here
+    matched = build_self_fakes(parse_config(demo).augment, num_real=30, num_ai=10)
     assert matched.process_share == pytest.approx(15 / 25)
-    everything = parse_config(["--config", "configs/demo.yaml", "--self_fake_processing", "all"]).augment
+    everything = parse_config([*demo, "--self_fake_processing", "all"]).augment
     assert build_self_fakes(everything, 30, 10).process_share is None
     with pytest.raises(ConfigError, match="self_fake_processing"):
         parse_config(["--config", "configs/demo.yaml", "--self_fake_processing", "some"])

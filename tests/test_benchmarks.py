@@ -26,7 +26,8 @@ import benchmark  # noqa: E402  (scripts/benchmark.py)
 RECIPE = PROJECT_ROOT / "configs" / "convnext_tiny_artifact.yaml"
 DEMO = PROJECT_ROOT / "configs" / "demo.yaml"
 TINY = ["--hidden_sizes", *map(str, TinyModelTester.hidden_sizes),
-        "--depths", *map(str, TinyModelTester.depths), "--patch_size", str(TinyModelTester.patch_size)]
+        "--depths", *map(str, TinyModelTester.depths), "--patch_size", str(TinyModelTester.patch_size),
+        "--self_fake_learned_steps", "5"]  # the demo's learned decoder, fitted in a blink
 SIZE = 32
 
 

@@ -56,5 +56,6 @@ class TinyModelTester:
             "--train_crop_size", str(cls.image_size),
             "--per_device_train_batch_size", "8", "--per_device_eval_batch_size", "16", "--dataloader_num_workers", "0",
             "--export_onnx", "false",  # tests/test_training.py checks the end-of-training export once
+            "--self_fake_learned_steps", "5", "--self_fake_learned_images", "16",  # the demo's learned decoder, cheap
             *extra,
         ]  # fmt: skip
