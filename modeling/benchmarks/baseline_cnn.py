@@ -29,11 +29,11 @@ import numpy as np
 import pandas as pd
 import torch
 import torch.nn.functional as F
-from PIL import Image
 from sklearn.metrics import roc_auc_score
 from torch import nn
 
 from modeling.config import DEFAULT_CONFIG, parse_config
+from modeling.image_processing import load_image
 from modeling.training.data import prepare_manifest
 
 EVAL_SIZE = 200  # ArtiFact's image side: the test images are scored whole
@@ -95,12 +95,8 @@ def split_for_seed(data_dir: str, seed: int, config: str, output_dir: Path) -> p
 
 
 def load_images(root: str, paths: list[str]) -> dict[str, np.ndarray]:
-    """Decode every image once with PIL, as uint8 (H, W, 3)."""
-    out = {}
-    for path in paths:
-        with Image.open(Path(root) / path) as img:
-            out[path] = np.asarray(img.convert("RGB"))
-    return out
+    """Decode every image once, the way training does (`load_image`), as uint8 (H, W, 3)."""
+    return {path: np.asarray(load_image(str(Path(root) / path))) for path in paths}
 
 
 def _to_batch(arrays: list[np.ndarray]) -> torch.Tensor:

@@ -25,6 +25,7 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -55,18 +56,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def prepare_data(dataset: str, config: str, overrides: list[str]) -> list[str]:
     """Generate the data once; the training arguments that point a run at it."""
     if dataset == "blind":
-        from modeling.benchmarks.blind_data import SOURCES as BLIND_SOURCES
-        from modeling.benchmarks.blind_data import make_blind_data
+        from modeling.benchmarks import blind_data
 
-        if not all((BLIND_DIR / s / "metadata.csv").is_file() for s in BLIND_SOURCES):
-            make_blind_data(BLIND_DIR, images_per_source=OUTSIDE_IMAGES_PER_SOURCE, seed=0)
-        return ["--data_dir", str(BLIND_DIR), "--holdout_generators", "none"]
+        return generated_set(BLIND_DIR, blind_data.SOURCES, blind_data.make_blind_data)
     if dataset == "outside":
-        from modeling.benchmarks.outside_data import SOURCES, make_outside_data
+        from modeling.benchmarks import outside_data
 
-        if not all((OUTSIDE_DIR / s / "metadata.csv").is_file() for s in SOURCES):
-            make_outside_data(OUTSIDE_DIR, images_per_source=OUTSIDE_IMAGES_PER_SOURCE, seed=0)
-        return ["--data_dir", str(OUTSIDE_DIR), "--holdout_generators", "none"]
+        return generated_set(OUTSIDE_DIR, outside_data.SOURCES, outside_data.make_outside_data)
     per_source = parse_config(["--config", config, *overrides]).data.demo_images_per_source
     if dataset == "resampled":
         if not demo_data_exists(RESAMPLED_DIR):
@@ -75,6 +71,13 @@ def prepare_data(dataset: str, config: str, overrides: list[str]) -> list[str]:
     if not demo_data_exists(DEMO_DATA_DIR):
         make_demo_data(DEMO_DATA_DIR, DemoSpec(images_per_source=per_source))
     return []
+
+
+def generated_set(folder: Path, sources: Sequence[str], make: Callable[..., Path]) -> list[str]:
+    """A set made differently from the demo's (outside, blind): generated once, then trained on whole."""
+    if not all((folder / s / "metadata.csv").is_file() for s in sources):
+        make(folder, images_per_source=OUTSIDE_IMAGES_PER_SOURCE, seed=0)
+    return ["--data_dir", str(folder), "--holdout_generators", "none"]
 
 
 def _overrides(args: argparse.Namespace) -> list[str]:
