@@ -4,6 +4,8 @@
     python scripts/benchmark.py demo --seeds 5 --dataset outside     # the same recipe on the outside set
     python scripts/benchmark.py demo --seeds 5 --dataset resampled   # demo content, ArtiFact's full crop/resize
     python scripts/benchmark.py demo --seeds 5 --dataset blind       # the set made to be used once, untuned
+    python scripts/benchmark.py demo --seeds 5 --dataset sealed      # the second held-out set, sealed until
+                                                                     # the recipe is fixed
     python scripts/benchmark.py demo --seeds 5 -- --self_fake_prob 0 # an ablation: overrides after --
 
 The data is generated once (data/demo, or data/outside from `modeling.benchmarks.outside_data`, a
@@ -36,6 +38,7 @@ from modeling.run_folder import RunFolder, results_file
 OUTSIDE_DIR = Path("data/outside")
 OUTSIDE_IMAGES_PER_SOURCE = 300
 BLIND_DIR = Path("data/blind")
+SEALED_DIR = Path("data/sealed")
 RESAMPLED_DIR = Path("data/demo_resampled")
 # ArtiFact's finish as ARTIFACT_FORMAT.md states it: a square side of 160..min(W, H), resized to 200;
 # renders up to 260 px give scales 0.77..1.25 (the demo's 200..200 crop keeps native pixels)
@@ -47,7 +50,7 @@ COLUMNS = ("seen_roc_auc", "unseen_roc_auc", "steps_to_val_0.9", "wall_s")
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seeds", type=int, default=5, help="Train with seeds 0..N-1.")
     parser.add_argument("--first_seed", type=int, default=0)
-    parser.add_argument("--dataset", choices=("demo", "outside", "resampled", "blind"), default="demo")
+    parser.add_argument("--dataset", choices=("demo", "outside", "resampled", "blind", "sealed"), default="demo")
     parser.add_argument("--config", default=str(DEFAULT_CONFIG), help="Training YAML (default: the demo's).")
     parser.add_argument("--output_dir", default="outputs/benchmark_demo")
     parser.add_argument("overrides", nargs=argparse.REMAINDER, help="-- then training overrides (--key value).")
@@ -59,6 +62,10 @@ def prepare_data(dataset: str, config: str, overrides: list[str]) -> list[str]:
         from modeling.benchmarks import blind_data
 
         return generated_set(BLIND_DIR, blind_data.SOURCES, blind_data.make_blind_data)
+    if dataset == "sealed":
+        from modeling.benchmarks import sealed_data
+
+        return generated_set(SEALED_DIR, sealed_data.SOURCES, sealed_data.make_sealed_data)
     if dataset == "outside":
         from modeling.benchmarks import outside_data
 
