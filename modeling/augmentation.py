@@ -57,7 +57,14 @@ decoder: log2(f) x2 stages, each one of
   pattern of period 2 (<= 4/255), a mild pointwise gamma (0.9-1.1).
 after the last stage: optional period-2^s bias grid (s <= log2 f), a near-identity colour mix, and the
   high-frequency restoration `out += lam * (x - up(down(x)))`, lam ~ U(hf_restore): the original's
-  own fine detail (sensor noise, edges, JPEG blocks) comes back in part, so blur is not the cue.
+  own fine detail (sensor noise, edges, JPEG blocks) comes back in part. The learned decoder's
+  reconstructions (modeling/learned_decoder.py) get the same restoration above their x4 latent: an
+  autoencoder fitted for a few hundred steps blurs (a quarter of the Laplacian energy of the blind set's
+  reals), and fakes that are all blurrier than reals teach "less detail = ai". With lam ~ U(0, 1) the
+  hand-made fakes still keep only ~2/3 of the reals' median Laplacian energy: that cue is what part of
+  the demo's unseen-generator transfer rests on (restoring all detail, lam = 1, dropped it from 0.95 to
+  0.68 on seed 0), and it points the wrong way on data whose generators add detail (the blind set's
+  spectral_sr), one reason the demo keeps self_fake_prob low.
 That family contains nearest+conv GANs, transposed-conv decoders and resize-conv decoders with any
 kernel of these sizes; it is broad in kernels, factors, phase gains, biases and restoration.
 """
@@ -76,7 +83,7 @@ from torchvision.transforms import v2
 
 from modeling.config import AugmentArguments
 from modeling.degradations import reencode
-from modeling.learned_decoder import SmallAutoencoder
+from modeling.learned_decoder import LATENT_FACTOR, SmallAutoencoder
 
 Tensor = torch.Tensor
 
@@ -354,11 +361,13 @@ class SelfFakes:
 
     def fake(self, x: Tensor, rng: np.random.Generator) -> Tensor:
         """float (3,H,W) in [0,1] -> a self-made fake, float, before quantisation and JPEG: the learned decoder's
-        reconstruction with probability `learned_prob`, else a draw of the hand-made family."""
+        reconstruction with probability `learned_prob`, else a draw of the hand-made family; either way with a
+        share lam ~ U(hf_restore) of the detail that resampling at the decoder's factor removes put back."""
         if self.learned is not None and rng.random() < self.learned_prob:
-            return self.learned.reconstruct(x)
-        f = int(rng.choice(list(self.factors)))
-        y = random_decoder(x, f, rng)
+            f, y = LATENT_FACTOR, self.learned.reconstruct(x)
+        else:
+            f = int(rng.choice(list(self.factors)))
+            y = random_decoder(x, f, rng)
         lam = rng.uniform(*self.hf_restore)
         if lam > 0:
             y = y + lam * highpass_residual(x, f)

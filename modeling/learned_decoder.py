@@ -25,6 +25,7 @@ from torch import nn
 
 logger = logging.getLogger(__name__)
 
+LATENT_FACTOR = 4  # the encoder's downsampling (two stride-2 convolutions)
 FIT_CROP = 48  # side of the training crops (the demo's training crop)
 FIT_BATCH = 16
 
