@@ -151,9 +151,10 @@ def test_matched_processing_leaves_true_ai_images_alone_and_is_no_label_cue() ->
 
 
 def test_processing_rule_from_config(tmp_path: Path) -> None:
-    demo = ["--config", "configs/demo.yaml", "--self_fake_learned_prob", "0"]  # no fitted decoder needed here
+    demo = ["--config", "configs/demo.yaml", "--self_fake_learned_prob", "0",  # no fitted decoder needed here
+            "--self_fake_prob", "0.5"]
     matched = build_self_fakes(parse_config(demo).augment, num_real=30, num_ai=10)
-    assert matched.process_share == pytest.approx(15 / 25)
+    assert matched.process_share == pytest.approx(15 / 25)  # 0.5 * 30 fakes of 10 + 15 ai images
     everything = parse_config([*demo, "--self_fake_processing", "all"]).augment
     assert build_self_fakes(everything, 30, 10).process_share is None
     with pytest.raises(ConfigError, match="self_fake_processing"):
