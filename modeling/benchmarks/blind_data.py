@@ -35,10 +35,9 @@ random square crop of side 160..min(W, H), a resize to 200 and a JPEG save at qu
 
 from __future__ import annotations
 
-import csv
 import math
 import multiprocessing as mp
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from functools import cache, lru_cache
 from pathlib import Path
@@ -49,8 +48,17 @@ import torch.nn.functional as F
 from PIL import Image, ImageDraw
 from tqdm.auto import tqdm
 
+from modeling.benchmarks.synthetic import (
+    blur,
+    init_worker,
+    pixel_grid,
+    random_colour,
+    shrink,
+    to_array,
+    to_tensor,
+    write_source,
+)
 from modeling.data.demo import artifact_postprocess  # ArtiFact's finish, one owner
-from modeling.data.index import METADATA_COLUMNS, METADATA_FILE
 
 RENDER_MIN, RENDER_MAX = 200, 264  # image side before the finish, rounded down to a multiple of 8
 MIN_CROP = 160
@@ -79,29 +87,6 @@ STRENGTH = {
 
 
 # ---------------------------------------------------------------- small helpers
-def _t(img: np.ndarray) -> torch.Tensor:
-    """(H, W, C) float array -> (1, C, H, W) float32 tensor."""
-    return torch.from_numpy(np.ascontiguousarray(img, dtype=np.float32)).permute(2, 0, 1)[None]
-
-
-def _np(x: torch.Tensor) -> np.ndarray:
-    """(1, C, H, W) tensor -> (H, W, C) float32 array."""
-    return x[0].permute(1, 2, 0).contiguous().numpy().astype(np.float32)
-
-
-def _shrink(img: np.ndarray, w: int, h: int) -> np.ndarray:
-    """Area-average resize per channel in PIL's float mode: how a sensor integrates a finer image."""
-    chans = [np.asarray(Image.fromarray(img[..., c]).resize((w, h), Image.Resampling.BOX)) for c in range(img.shape[2])]
-    return np.stack(chans, axis=-1).astype(np.float32)
-
-
-def _blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
-    """Separable Gaussian blur of a (1, C, H, W) tensor, replicate padding."""
-    r = max(1, math.ceil(3 * sigma))
-    k = torch.exp(-(torch.arange(-r, r + 1, dtype=torch.float32) ** 2) / (2 * sigma * sigma))
-    k = (k / k.sum()).repeat(x.shape[1], 1, 1)
-    x = F.conv2d(F.pad(x, (r, r, 0, 0), mode="replicate"), k[:, :, None, :], groups=x.shape[1])
-    return F.conv2d(F.pad(x, (0, 0, r, r), mode="replicate"), k[:, :, :, None], groups=x.shape[1])
 
 
 def _field(rng: np.random.Generator, n: int, cells: int) -> np.ndarray:
@@ -114,17 +99,6 @@ def _field(rng: np.random.Generator, n: int, cells: int) -> np.ndarray:
 def _turbulence(rng: np.random.Generator, n: int, octaves: int, cells: int) -> np.ndarray:
     """Perlin's turbulence: a sum of absolute-valued octaves of smooth noise."""
     return sum(0.5**o * np.abs(_field(rng, n, cells * 2**o)) for o in range(octaves))
-
-
-def _colour(rng: np.random.Generator, lo: float = 0.05, hi: float = 0.95) -> np.ndarray:
-    """A random RGB colour, each channel in lo..hi."""
-    return rng.uniform(lo, hi, size=3).astype(np.float32)
-
-
-def _grid(n: int) -> tuple[np.ndarray, np.ndarray]:
-    """Pixel-centre coordinates in [0, 1): (y, x), each (n, n)."""
-    axis = (np.arange(n, dtype=np.float32) + 0.5) / n
-    return np.meshgrid(axis, axis, indexing="ij")
 
 
 # ---------------------------------------------------------------- real content: materials
@@ -142,28 +116,28 @@ def _turing(rng: np.random.Generator, n: int) -> np.ndarray:
         y = np.fft.irfft2(np.fft.rfft2(x) * band, s=(g, g))
         x = np.tanh(3 * (y / (y.std() + 1e-8) + bias))
     h = F.interpolate(torch.from_numpy(x.astype(np.float32))[None, None], size=(n, n), mode="bicubic")
-    h = _blur(h, 0.6 * n / g)[0, 0].numpy()
+    h = blur(h, 0.6 * n / g)[0, 0].numpy()
     gy, gx = np.gradient(h)
     az = rng.uniform(0, 2 * np.pi)
     shade = 1 + rng.uniform(0.5, 3) * (gx * np.cos(az) + gy * np.sin(az))
     t = ((h + 1) / 2)[..., None]
-    img = _colour(rng) * (1 - t) + _colour(rng) * t
+    img = random_colour(rng) * (1 - t) + random_colour(rng) * t
     light = 1 + 0.25 * _field(rng, n, 2)[..., None]
     return np.clip(img * shade[..., None] * light, 0, 1) ** 2.2
 
 
 def _marble(rng: np.random.Generator, n: int) -> np.ndarray:
     """Polished marble: veins where sin(stripes + turbulence) crosses zero, cloudy base, a soft reflection."""
-    yy, xx = _grid(n)
+    yy, xx = pixel_grid(n)
     turb = _turbulence(rng, n, 5, int(rng.integers(2, 5)))
     theta, freq, amp = rng.uniform(0, np.pi), rng.uniform(1.5, 6), rng.uniform(2, 7)
     wave = np.sin(2 * np.pi * freq * (xx * np.cos(theta) + yy * np.sin(theta)) + amp * turb)
     vein = ((1 - np.abs(wave)) ** rng.uniform(5, 25))[..., None]
     fine = ((1 - np.abs(np.sin(9 * amp * turb))) ** 30)[..., None] * rng.uniform(0, 0.6)
     cloud = _field(rng, n, 4)[..., None]
-    base = _colour(rng, 0.5, 1.0) * (0.88 + 0.06 * cloud)
-    img = base * (1 - vein) + _colour(rng, 0.0, 0.6) * vein
-    img = img * (1 - fine) + _colour(rng, 0.2, 0.9) * fine
+    base = random_colour(rng, 0.5, 1.0) * (0.88 + 0.06 * cloud)
+    img = base * (1 - vein) + random_colour(rng, 0.0, 0.6) * vein
+    img = img * (1 - fine) + random_colour(rng, 0.2, 0.9) * fine
     cy, cx, r = rng.uniform(0, 1, size=3)
     glare = np.exp(-((yy - cy) ** 2 + (xx - cx) ** 2) / (0.05 + 0.2 * r))[..., None] * rng.uniform(0, 0.3)
     return np.clip(img + glare, 0, 1) ** 2.2
@@ -220,7 +194,7 @@ def _soft_shadow(p: np.ndarray, sun: np.ndarray, spheres: np.ndarray, k: float) 
 
 def _spheres(rng: np.random.Generator, n: int) -> np.ndarray:
     """Ray-cast spheres on a checker or tiled ground: diffuse + specular light, soft shadows, sky, fog."""
-    yy, xx = _grid(n)
+    yy, xx = pixel_grid(n)
     pitch, fov = rng.uniform(0.15, 0.5), rng.uniform(0.5, 0.9)
     d = np.stack([(xx - 0.5) * fov, (0.5 - yy) * fov - pitch, -np.ones_like(xx)], -1)
     d /= np.linalg.norm(d, axis=-1, keepdims=True)
@@ -239,13 +213,13 @@ def _spheres(rng: np.random.Generator, n: int) -> np.ndarray:
     normal /= np.linalg.norm(normal, axis=-1, keepdims=True) + 1e-6
     scale = rng.uniform(0.5, 2)
     checker = ((np.floor(p[..., 0] * scale) + np.floor(p[..., 2] * scale)) % 2)[..., None]
-    ground = _colour(rng) * (1 - checker) + _colour(rng) * checker
+    ground = random_colour(rng) * (1 - checker) + random_colour(rng) * checker
     albedo = np.where((t_sph < t_gnd)[..., None], cols[which], ground)
     diffuse = np.clip((normal * sun).sum(-1), 0, 1) * _soft_shadow(p + normal * 1e-3, sun, spheres, 0.05)
     half = sun - d
     half /= np.linalg.norm(half, axis=-1, keepdims=True)
     spec = np.where(t_sph < t_gnd, np.clip((normal * half).sum(-1), 0, 1) ** rng.uniform(10, 80), 0)
-    sky = _colour(rng, 0.4, 1.0) * (1 - 0.5 * yy[..., None]) ** 2
+    sky = random_colour(rng, 0.4, 1.0) * (1 - 0.5 * yy[..., None]) ** 2
     img = albedo * (0.25 * sky + diffuse[..., None]) + 0.5 * spec[..., None] * diffuse[..., None]
     fog = (1 - np.exp(-np.where(np.isfinite(t), t, 1e9) * rng.uniform(0.005, 0.05)))[..., None]
     return np.clip(img * (1 - fog) + sky * fog, 0, 1).astype(np.float32) ** 2.0
@@ -276,8 +250,8 @@ def _tree(draw: ImageDraw.ImageDraw, rng: np.random.Generator, x: float, y: floa
 
 def _plants(rng: np.random.Generator, n: int) -> np.ndarray:
     """Trees on a hillside under a gradient sky, grass strokes in front (drawn, shrunk later)."""
-    yy, xx = _grid(n)
-    top, low = _colour(rng, 0.3, 1.0), _colour(rng, 0.5, 1.0)
+    yy, xx = pixel_grid(n)
+    top, low = random_colour(rng, 0.3, 1.0), random_colour(rng, 0.5, 1.0)
     sky = top * (1 - yy[..., None]) + low * yy[..., None]
     canvas = Image.fromarray((np.clip(sky, 0, 1) * 255).astype(np.uint8))
     draw = ImageDraw.Draw(canvas)
@@ -300,9 +274,11 @@ def _plants(rng: np.random.Generator, n: int) -> np.ndarray:
 def _cells(rng: np.random.Generator, n: int) -> np.ndarray:
     """A micrograph: cells with membrane, granular cytoplasm and nucleus; bright field (absorbing) or fluorescence."""
     bright = rng.random() < 0.6
-    img = np.ones((n, n, 3), dtype=np.float32) * (_colour(rng, 0.8, 1.0) if bright else _colour(rng, 0.0, 0.05))
+    img = np.ones((n, n, 3), dtype=np.float32) * (
+        random_colour(rng, 0.8, 1.0) if bright else random_colour(rng, 0.0, 0.05)
+    )
     grain = _field(rng, n, n // 8)
-    stain, glow = rng.uniform(0.2, 1.5, size=3).astype(np.float32), _colour(rng, 0.1, 0.9)
+    stain, glow = rng.uniform(0.2, 1.5, size=3).astype(np.float32), random_colour(rng, 0.1, 0.9)
     for _ in range(int(rng.integers(8, 45))):
         cy, cx = rng.uniform(0, n, size=2)
         ry, rx = rng.uniform(0.03, 0.12, size=2) * n
@@ -357,14 +333,14 @@ def _chromatic(x: torch.Tensor, amount: float) -> torch.Tensor:
 def _sensor(rng: np.random.Generator, lin: np.ndarray) -> np.ndarray:
     """Full-RGB sensor: vignetting, lateral CA, luma + low-passed chroma noise, column FPN, filmic tone curve."""
     h, w, _ = lin.shape
-    yy, xx = _grid(h)[0][:, :1], _grid(w)[1][:1, :]
+    yy, xx = pixel_grid(h)[0][:, :1], pixel_grid(w)[1][:1, :]
     r2 = ((yy - 0.5) ** 2 + (xx - 0.5) ** 2) * 2
     x = lin * rng.uniform(0.7, 1.3) * (1 - rng.uniform(0.05, 0.35) * r2)[..., None]
-    x = _np(_chromatic(_t(x), float(rng.uniform(0.0005, 0.004))))
+    x = to_array(_chromatic(to_tensor(x), float(rng.uniform(0.0005, 0.004))))
     gain, read = rng.uniform(0.0003, 0.003), rng.uniform(0.0005, 0.003)
     sigma = np.sqrt(gain * np.clip(x, 0, None) + read * read)
     luma = rng.standard_normal((h, w, 1)).astype(np.float32)
-    chroma = _np(_blur(_t(rng.standard_normal((h, w, 3))), float(rng.uniform(0.7, 1.5))))
+    chroma = to_array(blur(to_tensor(rng.standard_normal((h, w, 3))), float(rng.uniform(0.7, 1.5))))
     chroma /= chroma.std() + 1e-6
     column = rng.normal(0, rng.uniform(0.0, 0.002), size=(1, w, 1)).astype(np.float32)
     x = np.clip(x + sigma * (0.8 * luma + 0.6 * chroma) + column, 0, None)
@@ -379,8 +355,8 @@ def _real_image(source: str, rng: np.random.Generator, size: int) -> tuple[np.nd
     scale = float(rng.uniform(1.0, 2.0))
     n = int(round(size * scale))
     scene = SCENES[category](rng, n).astype(np.float32)
-    scene = _np(_blur(_t(scene), scale * float(rng.uniform(0.3, 0.6))))
-    return _sensor(rng, _shrink(scene, size, size)), category
+    scene = to_array(blur(to_tensor(scene), scale * float(rng.uniform(0.3, 0.6))))
+    return _sensor(rng, shrink(scene, size, size)), category
 
 
 # ---------------------------------------------------------------- "generators" (fixed weights)
@@ -436,16 +412,16 @@ def _detail_filter(h: int, w: int, width: float = 0.03) -> torch.Tensor:
 def _spectral_sr(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """x2 area latent, Fourier upsampling with ringing, and tinted detail: harmonics of the content (a pointwise
     nonlinearity) plus a little noise, shaped by the fixed spectral lobes (no periodic grid)."""
-    up = _fourier_up(F.avg_pool2d(_t(img), 2), STRENGTH["spec_ring"])
+    up = _fourier_up(F.avg_pool2d(to_tensor(img), 2), STRENGTH["spec_ring"])
     luma = up.mean(1, keepdim=True)
-    band = luma - _blur(luma, 1.5)
+    band = luma - blur(luma, 1.5)
     drive = band / (band.std() + 1e-6)
     harm = torch.tanh(1.5 * drive) + 0.4 * (drive.abs() - drive.abs().mean())
     harm = harm + 0.2 * torch.from_numpy(rng.standard_normal(harm.shape).astype(np.float32))
     harm = F.pad(harm, (16,) * 4, mode="reflect")
     detail = torch.fft.ifft2(torch.fft.fft2(harm) * _detail_filter(*harm.shape[-2:])).real[..., 16:-16, 16:-16]
     detail = detail / (detail.std() + 1e-6) * _spectral_weights()["tint"]
-    return _np(up + STRENGTH["spec_detail"] * detail)
+    return to_array(up + STRENGTH["spec_detail"] * detail)
 
 
 @cache
@@ -493,12 +469,12 @@ def _resynth(ll: torch.Tensor, detail: torch.Tensor, level: int) -> torch.Tensor
 
 def _wavelet_synth(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """Two-level db2 DWT of the image; both levels' detail bands re-synthesised; inverse DWT."""
-    x = F.pad(_t(img), (8,) * 4, mode="reflect")
+    x = F.pad(to_tensor(img), (8,) * 4, mode="reflect")
     c1 = _dwt(x)
     c2 = _dwt(c1[:, :1].permute(1, 0, 2, 3))
     ll1 = _idwt(_resynth(c2[:, :1], c2[:, 1:], 2))
     out = _idwt(_resynth(ll1[0][:, None], c1[:, 1:], 1))
-    return _np(out[..., 8:-8, 8:-8])
+    return to_array(out[..., 8:-8, 8:-8])
 
 
 def _patches(img: np.ndarray, p: int = 8) -> np.ndarray:
@@ -580,26 +556,6 @@ def _make_image_job(job: tuple[str, int, int]) -> tuple[bytes, str]:
     return make_image(*job)
 
 
-def _init_worker() -> None:
-    """One torch thread per worker: the pool already uses both cores, and results stay deterministic."""
-    torch.set_num_threads(1)
-
-
-def _write_source(folder: Path, target: int, results: Iterable[tuple[bytes, str]], bar: tqdm) -> None:
-    """One source folder: its images, then metadata.csv (written last, so a folder that has one is complete)."""
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / METADATA_FILE).unlink(missing_ok=True)
-    rows = []
-    for i, (data, category) in enumerate(results):
-        path = folder / category / f"img{i:06d}.jpg"
-        path.parent.mkdir(exist_ok=True)
-        path.write_bytes(data)
-        rows.append([path.relative_to(folder).as_posix(), target, category])
-        bar.update(1)
-    with open(folder / METADATA_FILE, "w", newline="") as f:
-        csv.writer(f).writerows([list(METADATA_COLUMNS), *rows])
-
-
 def make_blind_data(root: str | Path, images_per_source: int = 300, seed: int = 0, progress: bool = True) -> Path:
     """Write the blind test set under `root` in the ArtiFact layout; returns the root.
 
@@ -609,11 +565,11 @@ def make_blind_data(root: str | Path, images_per_source: int = 300, seed: int = 
     root = Path(root)
     jobs = {s: [(s, i, seed) for i in range(images_in(s, images_per_source))] for s in SOURCES}
     ctx = mp.get_context("spawn")  # torch and fork do not mix well
-    with ProcessPoolExecutor(2, mp_context=ctx, initializer=_init_worker) as pool:
+    with ProcessPoolExecutor(2, mp_context=ctx, initializer=init_worker) as pool:
         with tqdm(total=sum(map(len, jobs.values())), desc="blind data", unit="img", disable=not progress) as bar:
             pending = {s: pool.map(_make_image_job, j, chunksize=10) for s, j in jobs.items()}  # both workers busy
             for source, results in pending.items():
-                _write_source(root / source, TARGETS[source], results, bar)
+                write_source(root / source, TARGETS[source], results, bar)
     return root
 
 

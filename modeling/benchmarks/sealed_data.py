@@ -39,11 +39,10 @@ random square crop of side 160..min(W, H), a resize to 200 and a JPEG save at qu
 
 from __future__ import annotations
 
-import csv
 import io
 import math
 import multiprocessing as mp
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from functools import cache, lru_cache
 from pathlib import Path
@@ -54,8 +53,17 @@ import torch.nn.functional as F
 from PIL import Image
 from tqdm.auto import tqdm
 
+from modeling.benchmarks.synthetic import (
+    blur,
+    init_worker,
+    pixel_grid,
+    random_colour,
+    shrink,
+    to_array,
+    to_tensor,
+    write_source,
+)
 from modeling.data.demo import artifact_postprocess  # ArtiFact's finish, one owner
-from modeling.data.index import METADATA_COLUMNS, METADATA_FILE
 
 RENDER_MIN, RENDER_MAX = 200, 264  # image side before the finish, rounded down to a multiple of 8
 MIN_CROP = 160
@@ -81,29 +89,6 @@ STRENGTH = {
 
 
 # ---------------------------------------------------------------- small helpers
-def _t(img: np.ndarray) -> torch.Tensor:
-    """(H, W, C) float array -> (1, C, H, W) float32 tensor."""
-    return torch.from_numpy(np.ascontiguousarray(img, dtype=np.float32)).permute(2, 0, 1)[None]
-
-
-def _np(x: torch.Tensor) -> np.ndarray:
-    """(1, C, H, W) tensor -> (H, W, C) float32 array."""
-    return x[0].permute(1, 2, 0).contiguous().numpy().astype(np.float32)
-
-
-def _shrink(img: np.ndarray, w: int, h: int) -> np.ndarray:
-    """Area-average resize per channel in PIL's float mode: how a sensor integrates a finer image."""
-    chans = [np.asarray(Image.fromarray(img[..., c]).resize((w, h), Image.Resampling.BOX)) for c in range(img.shape[2])]
-    return np.stack(chans, axis=-1).astype(np.float32)
-
-
-def _blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
-    """Separable Gaussian blur of a (1, C, H, W) tensor, replicate padding."""
-    r = max(1, math.ceil(3 * sigma))
-    k = torch.exp(-(torch.arange(-r, r + 1, dtype=torch.float32) ** 2) / (2 * sigma * sigma))
-    k = (k / k.sum()).repeat(x.shape[1], 1, 1)
-    x = F.conv2d(F.pad(x, (r, r, 0, 0), mode="replicate"), k[:, :, None, :], groups=x.shape[1])
-    return F.conv2d(F.pad(x, (0, 0, r, r), mode="replicate"), k[:, :, :, None], groups=x.shape[1])
 
 
 def _field(rng: np.random.Generator, n: int, cells: int) -> np.ndarray:
@@ -119,17 +104,6 @@ def _fbm(rng: np.random.Generator, n: int, octaves: int, cells: int, gain: float
     return sum(gain**o * _field(rng, n, cells * 2**o) for o in range(octaves))
 
 
-def _colour(rng: np.random.Generator, lo: float = 0.05, hi: float = 0.95) -> np.ndarray:
-    """A random RGB colour, each channel in lo..hi."""
-    return rng.uniform(lo, hi, size=3).astype(np.float32)
-
-
-def _grid(n: int) -> tuple[np.ndarray, np.ndarray]:
-    """Pixel-centre coordinates in [0, 1): (y, x), each (n, n)."""
-    axis = (np.arange(n, dtype=np.float32) + 0.5) / n
-    return np.meshgrid(axis, axis, indexing="ij")
-
-
 def _smoothstep(lo: float, hi: float, x: np.ndarray) -> np.ndarray:
     t = np.clip((x - lo) / (hi - lo), 0, 1)
     return t * t * (3 - 2 * t)
@@ -137,8 +111,8 @@ def _smoothstep(lo: float, hi: float, x: np.ndarray) -> np.ndarray:
 
 def _sky(rng: np.random.Generator, n: int, yy: np.ndarray, dusk: bool) -> np.ndarray:
     """A sky gradient (zenith to horizon, warm at dusk) with fractal clouds, linear light."""
-    zenith = _colour(rng, 0.05, 0.3) * np.array([0.6, 0.8, 1.4]) if not dusk else _colour(rng, 0.05, 0.3)
-    horizon = _colour(rng, 0.6, 1.0) * (np.array([1.3, 0.7, 0.4]) if dusk else np.array([0.9, 0.95, 1.0]))
+    zenith = random_colour(rng, 0.05, 0.3) * np.array([0.6, 0.8, 1.4]) if not dusk else random_colour(rng, 0.05, 0.3)
+    horizon = random_colour(rng, 0.6, 1.0) * (np.array([1.3, 0.7, 0.4]) if dusk else np.array([0.9, 0.95, 1.0]))
     sky = zenith + (horizon - zenith) * yy[..., None] ** rng.uniform(0.5, 1.5)
     cloud = _smoothstep(rng.uniform(0.3, 1.2), 2.0, _fbm(rng, n, 5, int(rng.integers(2, 5))))[..., None]
     tint = np.array([1.0, 0.75, 0.6]) if dusk else np.array([1.0, 1.0, 1.0])
@@ -148,7 +122,7 @@ def _sky(rng: np.random.Generator, n: int, yy: np.ndarray, dusk: bool) -> np.nda
 # ---------------------------------------------------------------- real content: streets
 def _canyon_rays(rng: np.random.Generator, n: int) -> dict[str, np.ndarray]:
     """Rays of a one-point-perspective camera down a street: nearest hit on a wall, the road or the sky."""
-    yy, xx = _grid(n)
+    yy, xx = pixel_grid(n)
     fov, height = rng.uniform(0.7, 1.2), rng.uniform(1.4, 3.0)
     half = rng.uniform(6, 14)
     ox = rng.uniform(-0.4, 0.4) * half
@@ -186,7 +160,7 @@ def _facade(rng: np.random.Generator, r: dict[str, np.ndarray], night: bool) -> 
     window = (np.abs(fu % 1 - 0.5) < 0.3) & (fv % 1 > 0.3) & (fv % 1 < 0.85) & (r["v"] > storey[key])
     lit_table = rng.random((61, 37)) < (0.35 if night else 0.0)
     lit = lit_table[np.floor(fu).astype(np.int64) % 61, np.floor(fv).astype(np.int64) % 37]
-    glass = np.where(lit[..., None], _colour(rng, 0.6, 1.0) * np.array([1.6, 1.2, 0.7]) * 2, 0.04)
+    glass = np.where(lit[..., None], random_colour(rng, 0.6, 1.0) * np.array([1.6, 1.2, 0.7]) * 2, 0.04)
     if not night:
         glass = glass + 0.25 * (1 - r["yy"][..., None]) * np.array([0.6, 0.75, 1.0])
     return np.where(window[..., None], glass, paint[key])
@@ -199,7 +173,7 @@ def _road(rng: np.random.Generator, r: dict[str, np.ndarray], n: int, night: boo
     dash = (np.abs(x) < 0.08) & ((np.where(np.isfinite(z), z, 0) / rng.uniform(4, 9)) % 1 < 0.5)
     edge = np.abs(np.abs(x) - (half - 2.6)) < 0.08
     paint = np.where((dash | edge)[..., None], np.array([0.7, 0.7, 0.6]), asphalt)
-    pavement = np.where((np.abs(x) > half - 2.4)[..., None], _colour(rng, 0.2, 0.45), paint)
+    pavement = np.where((np.abs(x) > half - 2.4)[..., None], random_colour(rng, 0.2, 0.45), paint)
     if night:
         return pavement * 0.15
     shadow_edge = rng.uniform(-1, 1) * half
@@ -214,7 +188,7 @@ def _bokeh(rng: np.random.Generator, n: int, img: np.ndarray) -> np.ndarray:
         radius = rng.uniform(0.01, 0.06) * n
         d = np.hypot(yy - cy, xx - cx) / radius
         disc = _smoothstep(1.05, 0.95, d) * (0.7 + 0.3 * d**4)
-        img = img + disc[..., None] * _colour(rng, 0.5, 1.0) * np.array([1.5, 1.1, 0.6]) * rng.uniform(1, 6)
+        img = img + disc[..., None] * random_colour(rng, 0.5, 1.0) * np.array([1.5, 1.1, 0.6]) * rng.uniform(1, 6)
     return img
 
 
@@ -231,7 +205,7 @@ def _street(rng: np.random.Generator, n: int, night: bool) -> np.ndarray:
 
 def _skyline(rng: np.random.Generator, n: int) -> np.ndarray:
     """A dusk skyline: layers of rectangular towers, hazier with distance, dots of lit windows."""
-    yy, xx = _grid(n)
+    yy, xx = pixel_grid(n)
     img = _sky(rng, n, yy, dusk=True)
     for layer, haze in enumerate(np.linspace(0.7, 0.0, int(rng.integers(2, 5)))):
         widths = rng.uniform(0.03, 0.12, size=64)
@@ -239,7 +213,7 @@ def _skyline(rng: np.random.Generator, n: int) -> np.ndarray:
         tower = np.searchsorted(edges, xx)
         top = 1 - rng.uniform(0.15, 0.55, size=65)[tower] * (0.6 + 0.2 * layer)
         body = yy > top
-        colour = _colour(rng, 0.01, 0.08) * (1 - haze) + img[int(0.95 * n) - 1, n // 2] * haze
+        colour = random_colour(rng, 0.01, 0.08) * (1 - haze) + img[int(0.95 * n) - 1, n // 2] * haze
         wy, wx = (yy - top) * n / 5, (xx - edges[np.maximum(tower - 1, 0)]) * n / 4
         lit = (wy % 1 < 0.5) & (wx % 1 < 0.5) & (rng.random((67, 41))[tower % 67, (wy.astype(np.int64)) % 41] < 0.3)
         lamp = np.where(lit[..., None], np.array([1.0, 0.75, 0.4]) * rng.uniform(0.3, 1.5) * (1 - haze), colour)
@@ -261,15 +235,15 @@ def _caustics(rng: np.random.Generator, n: int) -> np.ndarray:
     tile = rng.uniform(0.03, 0.1)
     u, v = (xx + 0.5 * depth * hx) / tile, (yy + 0.5 * depth * hy) / tile
     grout = (np.minimum(u % 1, v % 1) < rng.uniform(0.04, 0.12))[..., None]
-    floor = np.where(grout, _colour(rng, 0.2, 0.5), _colour(rng, 0.6, 0.95))
+    floor = np.where(grout, random_colour(rng, 0.2, 0.5), random_colour(rng, 0.6, 0.95))
     water = np.array([0.35, 0.8, 0.9]) * rng.uniform(0.6, 1.0, size=3)
     return np.clip(floor * water * (0.3 + 0.35 * light[..., None]), 0, None).astype(np.float32)
 
 
 def _clouds(rng: np.random.Generator, n: int) -> np.ndarray:
     """Cumulus clouds on a blue sky: fractal density, lit where it thins towards the sun, grey beneath."""
-    yy, _ = _grid(n)
-    sky = _colour(rng, 0.05, 0.25) * np.array([0.5, 0.8, 1.5]) * (1 - yy[..., None]) + 0.5 * yy[..., None]
+    yy, _ = pixel_grid(n)
+    sky = random_colour(rng, 0.05, 0.25) * np.array([0.5, 0.8, 1.5]) * (1 - yy[..., None]) + 0.5 * yy[..., None]
     dens = _fbm(rng, n, 6, int(rng.integers(2, 5)), gain=0.55) + rng.uniform(-0.5, 1.0) * (yy - 0.5)
     cover = _smoothstep(rng.uniform(0.0, 0.9), 1.6, dens)
     sy, sx = (int(v) for v in rng.integers(-n // 30 - 1, n // 30 + 2, size=2))
@@ -280,13 +254,13 @@ def _clouds(rng: np.random.Generator, n: int) -> np.ndarray:
 
 def _dunes(rng: np.random.Generator, n: int) -> np.ndarray:
     """Sand dunes from above: wind-sheared sawtooth ridges bent by noise, ripples, lit by a low sun."""
-    yy, xx = _grid(n)
+    yy, xx = pixel_grid(n)
     wind = rng.uniform(0, 2 * np.pi)
     u = xx * np.cos(wind) + yy * np.sin(wind) + 0.08 * _fbm(rng, n, 3, 3)
     f = (u / rng.uniform(0.1, 0.3)) % 1
     ridge = np.where(f < 0.75, f / 0.75, (1 - f) / 0.25)  # a gentle windward slope, a steep lee face
     ripple = np.sin(2 * np.pi * (u + 0.01 * _field(rng, n, 8)) / rng.uniform(0.01, 0.025))
-    h = _np(_blur(_t(ridge[..., None]), n / 300))[..., 0] * 0.06 + 0.0015 * ripple
+    h = to_array(blur(to_tensor(ridge[..., None]), n / 300))[..., 0] * 0.06 + 0.0015 * ripple
     hy, hx = np.gradient(h, 1 / n)
     az, el = rng.uniform(0, 2 * np.pi), rng.uniform(0.2, 0.6)
     sun = np.array([np.cos(az) * np.cos(el), np.sin(az) * np.cos(el), np.sin(el)])
@@ -327,7 +301,7 @@ def _cfa_masks(h: int, w: int, oy: int, ox: int) -> torch.Tensor:
 
 def _normalised(x: torch.Tensor, mask: torch.Tensor, sigma: float) -> torch.Tensor:
     """Normalised convolution: the Gaussian-weighted mean of x over the sites where mask is 1."""
-    return _blur(x * mask, sigma) / (_blur(mask, sigma) + 1e-6)
+    return blur(x * mask, sigma) / (blur(mask, sigma) + 1e-6)
 
 
 def _demosaic(raw: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
@@ -342,9 +316,9 @@ def _demosaic(raw: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
 def _sensor_raw(rng: np.random.Generator, lin: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
     """The mosaic: exposure, vignetting, CFA sampling, shot + read noise, rolling-shutter rows, clipping."""
     h, w, _ = lin.shape
-    yy, xx = _grid(h)[0][:, :1], _grid(w)[1][:1, :]
+    yy, xx = pixel_grid(h)[0][:, :1], pixel_grid(w)[1][:1, :]
     r2 = ((yy - 0.5) ** 2 + (xx - 0.5) ** 2) * 2
-    x = _t(lin * rng.uniform(0.6, 1.2) * (1 - rng.uniform(0.1, 0.4) * r2)[..., None])
+    x = to_tensor(lin * rng.uniform(0.6, 1.2) * (1 - rng.uniform(0.1, 0.4) * r2)[..., None])
     masks = _cfa_masks(h, w, int(rng.integers(6)), int(rng.integers(6)))
     raw = (x * masks).sum(1, keepdim=True)
     gain, read = rng.uniform(0.0005, 0.004), rng.uniform(0.001, 0.004)
@@ -367,8 +341,8 @@ def _in_camera(rng: np.random.Generator, rgb: torch.Tensor) -> np.ndarray:
     y = x.clamp(0, 1) ** (1 / 2.2)
     s = float(rng.uniform(0.1, 0.5))
     y = (1 - s) * y + s * y * y * (3 - 2 * y)
-    y = y + float(rng.uniform(0.3, 1.2)) * (y - _blur(y, float(rng.uniform(0.8, 1.8))))
-    pil = Image.fromarray((np.clip(_np(y), 0, 1) * 255 + 0.5).astype(np.uint8))
+    y = y + float(rng.uniform(0.3, 1.2)) * (y - blur(y, float(rng.uniform(0.8, 1.8))))
+    pil = Image.fromarray((np.clip(to_array(y), 0, 1) * 255 + 0.5).astype(np.uint8))
     buf = io.BytesIO()
     pil.save(buf, format="JPEG", quality=int(rng.integers(85, 98)))
     return np.asarray(Image.open(io.BytesIO(buf.getvalue())).convert("RGB"), dtype=np.float32) / 255.0
@@ -379,9 +353,9 @@ def _real_image(source: str, rng: np.random.Generator, size: int) -> tuple[np.nd
     category = str(rng.choice(CATEGORIES[source]))
     scale = float(rng.uniform(1.0, 1.6))
     n = int(round(size * scale))
-    scene = _barrel(_t(SCENES[category](rng, n)), float(rng.uniform(0.02, 0.12)))
-    scene = _np(_blur(scene, scale * float(rng.uniform(0.3, 0.6))))
-    raw, masks = _sensor_raw(rng, _shrink(scene, size, size))
+    scene = _barrel(to_tensor(SCENES[category](rng, n)), float(rng.uniform(0.02, 0.12)))
+    scene = to_array(blur(scene, scale * float(rng.uniform(0.3, 0.6))))
+    raw, masks = _sensor_raw(rng, shrink(scene, size, size))
     return _in_camera(rng, _demosaic(raw, masks)), category
 
 
@@ -402,7 +376,7 @@ def _lrelu(x: torch.Tensor) -> torch.Tensor:
 
 def _as_detail(x: torch.Tensor, rms: float) -> torch.Tensor:
     """A network's output as detail: less its local mean (the lower layers carry that), scaled to rms."""
-    x = x - _blur(x, 2.0)
+    x = x - blur(x, 2.0)
     return x / (x.std() + 1e-6) * rms
 
 
@@ -462,7 +436,7 @@ def _fir_up(x: torch.Tensor, fir: torch.Tensor) -> torch.Tensor:
 def _style_synth(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """x2 area latent; FIR-upsampled RGB skip plus the detail of a modulated synthesis block with noise."""
     wt, c = _style_weights(), _style_weights()["from_rgb"].shape[0]
-    lat = F.avg_pool2d(_t(img), 2)
+    lat = F.avg_pool2d(to_tensor(img), 2)
     h, w = lat.shape[-2] * 2, lat.shape[-1] * 2
     style = _mapping(_latent_stats(lat), wt)
     s = {k: 1 + wt[f"aff_{k}"] @ style for k in ("up", "conv", "to_rgb")}
@@ -474,7 +448,7 @@ def _style_synth(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     x = F.conv2d(F.pad(x, (1,) * 4, mode="replicate"), _modulate(wt["conv"], s["conv"], 1, True))
     x = _lrelu(x + STRENGTH["style_noise"] * wt["noise"][1] * noise[1] + wt["bias"][1])
     rgb = F.conv2d(x, _modulate(wt["to_rgb"], s["to_rgb"], 1, False))
-    return _np(_fir_up(lat, wt["fir"]) + _as_detail(rgb, STRENGTH["style_detail"]))
+    return to_array(_fir_up(lat, wt["fir"]) + _as_detail(rgb, STRENGTH["style_detail"]))
 
 
 @cache
@@ -517,13 +491,13 @@ def _ddim_sampler(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """Noise to sigma0, then four deterministic DDIM steps (x0 prediction, re-noise with the implied eps)."""
     wt = _sampler_weights()
     sigmas = STRENGTH["ddim_sigma"] * np.array([1.0, 0.5, 0.25, 0.125, 0.0])
-    x = _t(img)
+    x = to_tensor(img)
     x = x + sigmas[0] * torch.from_numpy(rng.standard_normal(x.shape).astype(np.float32))
     for sigma, nxt in zip(sigmas[:-1], sigmas[1:], strict=True):
         x0 = _bilateral(x, wt["spatial"], 2.0 * sigma + 0.02)
         x0 = x0 + _as_detail(_denoiser_net(x * 2 - 1, sigma, wt), STRENGTH["ddim_net"])
         x = x0 + nxt * (x - x0) / sigma
-    return _np(x)
+    return to_array(x)
 
 
 @cache
@@ -550,7 +524,7 @@ def _mlp_weights(features: int = 24, width: int = 32) -> dict[str, torch.Tensor]
 def _pixel_mlp(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """Bicubic-upsampled x2 latent plus a per-pixel modulated MLP's detail on Fourier features + latent."""
     wt = _mlp_weights()
-    lat = F.avg_pool2d(_t(img), 2)
+    lat = F.avg_pool2d(to_tensor(img), 2)
     h, w = lat.shape[-2] * 2, lat.shape[-1] * 2
     base = F.interpolate(lat, size=(h, w), mode="bicubic", align_corners=False)
     yy, xx = torch.meshgrid(torch.arange(h, dtype=torch.float32), torch.arange(w, dtype=torch.float32), indexing="ij")
@@ -560,7 +534,7 @@ def _pixel_mlp(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     for i, name in enumerate(("l1", "l2")):
         x = _lrelu(F.conv2d(x, _modulate(wt[name], 1 + wt[f"aff_{name}"] @ style, 1, True)) + wt["b"][i])
     out = F.conv2d(x, _modulate(wt["l3"], 1 + wt["aff_l3"] @ style, 1, False))
-    return _np(base + _as_detail(out, STRENGTH["mlp_detail"]))
+    return to_array(base + _as_detail(out, STRENGTH["mlp_detail"]))
 
 
 GENERATORS = {"style_synth": _style_synth, "ddim_sampler": _ddim_sampler, "pixel_mlp": _pixel_mlp}
@@ -588,26 +562,6 @@ def _make_image_job(job: tuple[str, int, int]) -> tuple[bytes, str]:
     return make_image(*job)
 
 
-def _init_worker() -> None:
-    """One torch thread per worker: the pool already uses both cores, and results stay deterministic."""
-    torch.set_num_threads(1)
-
-
-def _write_source(folder: Path, target: int, results: Iterable[tuple[bytes, str]], bar: tqdm) -> None:
-    """One source folder: its images, then metadata.csv (written last, so a folder that has one is complete)."""
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / METADATA_FILE).unlink(missing_ok=True)
-    rows = []
-    for i, (data, category) in enumerate(results):
-        path = folder / category / f"img{i:06d}.jpg"
-        path.parent.mkdir(exist_ok=True)
-        path.write_bytes(data)
-        rows.append([path.relative_to(folder).as_posix(), target, category])
-        bar.update(1)
-    with open(folder / METADATA_FILE, "w", newline="") as f:
-        csv.writer(f).writerows([list(METADATA_COLUMNS), *rows])
-
-
 def make_sealed_data(root: str | Path, images_per_source: int = 300, seed: int = 0, progress: bool = True) -> Path:
     """Write the sealed test set under `root` in the ArtiFact layout; returns the root.
 
@@ -617,11 +571,11 @@ def make_sealed_data(root: str | Path, images_per_source: int = 300, seed: int =
     root = Path(root)
     jobs = {s: [(s, i, seed) for i in range(images_in(s, images_per_source))] for s in SOURCES}
     ctx = mp.get_context("spawn")  # torch and fork do not mix well
-    with ProcessPoolExecutor(2, mp_context=ctx, initializer=_init_worker) as pool:
+    with ProcessPoolExecutor(2, mp_context=ctx, initializer=init_worker) as pool:
         with tqdm(total=sum(map(len, jobs.values())), desc="sealed data", unit="img", disable=not progress) as bar:
             pending = {s: pool.map(_make_image_job, j, chunksize=10) for s, j in jobs.items()}  # both workers busy
             for source, results in pending.items():
-                _write_source(root / source, TARGETS[source], results, bar)
+                write_source(root / source, TARGETS[source], results, bar)
     return root
 
 
