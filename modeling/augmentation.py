@@ -63,8 +63,8 @@ after the last stage: optional period-2^s bias grid (s <= log2 f), a near-identi
   reals), and fakes that are all blurrier than reals teach "less detail = ai". With lam ~ U(0, 1) the
   hand-made fakes still keep only ~2/3 of the reals' median Laplacian energy: that cue is what part of
   the demo's unseen-generator transfer rests on (restoring all detail, lam = 1, dropped it from 0.95 to
-  0.68 on seed 0), and it points the wrong way on data whose generators add detail (the blind set's
-  spectral_sr), one reason the demo keeps self_fake_prob low.
+  0.68 with half the reals as fakes, seed 0), and it points the wrong way on data whose generators add
+  detail (the blind set's spectral_sr), one reason the demo keeps self_fake_prob low.
 That family contains nearest+conv GANs, transposed-conv decoders and resize-conv decoders with any
 kernel of these sizes; it is broad in kernels, factors, phase gains, biases and restoration.
 """
