@@ -41,9 +41,7 @@ from __future__ import annotations
 
 import io
 import math
-import multiprocessing as mp
 from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor
 from functools import cache, lru_cache
 from pathlib import Path
 
@@ -51,17 +49,15 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from PIL import Image
-from tqdm.auto import tqdm
 
 from modeling.benchmarks.synthetic import (
     blur,
-    init_worker,
     pixel_grid,
     random_colour,
     shrink,
     to_array,
     to_tensor,
-    write_source,
+    write_set,
 )
 from modeling.data.demo import artifact_postprocess  # ArtiFact's finish, one owner
 
@@ -568,15 +564,8 @@ def make_sealed_data(root: str | Path, images_per_source: int = 300, seed: int =
     images_per_source images for each AI source, 1.5 times as many for each real one. Deterministic:
     the same (seed, images_per_source) writes byte-identical files, on any number of workers.
     """
-    root = Path(root)
     jobs = {s: [(s, i, seed) for i in range(images_in(s, images_per_source))] for s in SOURCES}
-    ctx = mp.get_context("spawn")  # torch and fork do not mix well
-    with ProcessPoolExecutor(2, mp_context=ctx, initializer=init_worker) as pool:
-        with tqdm(total=sum(map(len, jobs.values())), desc="sealed data", unit="img", disable=not progress) as bar:
-            pending = {s: pool.map(_make_image_job, j, chunksize=10) for s, j in jobs.items()}  # both workers busy
-            for source, results in pending.items():
-                write_source(root / source, TARGETS[source], results, bar)
-    return root
+    return write_set(root, jobs, _make_image_job, TARGETS, "sealed data", progress)
 
 
 if __name__ == "__main__":

@@ -1,14 +1,17 @@
 """What the generated held-out sets (`blind_data`, `sealed_data`) share: array/tensor conversions, the
-sensor's area-averaging shrink, a Gaussian blur, random colours, pixel grids, the worker set-up and the
-writer of one ArtiFact source folder. One owner, so that the sets' bytes cannot drift apart by a copy
-being edited; moving these here changed no byte of either set (checked on a small set of each).
+sensor's area-averaging shrink, a Gaussian blur, random colours, pixel grids, and the writer of a whole
+set (two one-thread spawn workers, one ArtiFact source folder after another). One owner, so that the
+sets' bytes cannot drift apart by a copy being edited; moving these here changed no byte of either set
+(checked on a small set of each).
 """
 
 from __future__ import annotations
 
 import csv
 import math
-from collections.abc import Iterable
+import multiprocessing as mp
+from collections.abc import Callable, Iterable
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -74,3 +77,24 @@ def write_source(folder: Path, target: int, results: Iterable[tuple[bytes, str]]
         bar.update(1)
     with open(folder / METADATA_FILE, "w", newline="") as f:
         csv.writer(f).writerows([list(METADATA_COLUMNS), *rows])
+
+
+def write_set(
+    root: str | Path,
+    jobs: dict[str, list[tuple[str, int, int]]],
+    make: Callable[[tuple[str, int, int]], tuple[bytes, str]],
+    targets: dict[str, int],
+    desc: str,
+    progress: bool = True,
+) -> Path:
+    """Write every source's images under `root`: `make` (a module-level function, so the spawn workers can load
+    it) turns each job into JPEG bytes and a category. Results come back in job order, so the files are the
+    same on any number of workers."""
+    root = Path(root)
+    ctx = mp.get_context("spawn")  # torch and fork do not mix well
+    with ProcessPoolExecutor(2, mp_context=ctx, initializer=init_worker) as pool:
+        with tqdm(total=sum(map(len, jobs.values())), desc=desc, unit="img", disable=not progress) as bar:
+            pending = {s: pool.map(make, j, chunksize=10) for s, j in jobs.items()}  # both workers busy
+            for source, results in pending.items():
+                write_source(root / source, targets[source], results, bar)
+    return root
