@@ -1,7 +1,8 @@
 """Run configuration: dataclasses parsed from YAML with command-line overrides.
 
-`parse_config(argv)` reads `--config FILE` (YAML; default `configs/demo.yaml`), takes its values as
-defaults, then applies `--key value` overrides from the command line. A key that no dataclass
+`parse_config(argv, default_config)` reads `--config FILE` (YAML; `default_config` when the flag is absent:
+scripts/train.py passes the repository's `configs/demo.yaml`), takes its values as defaults, then applies
+`--key value` overrides from the command line. A key that no dataclass
 knows is an error in both places, so a typo cannot silently fall back to a default.
 """
 
@@ -19,16 +20,14 @@ from typing import Any
 import yaml
 from transformers import HfArgumentParser, TrainingArguments
 
-from modeling.image_processing import IMAGENET_MEAN, IMAGENET_STD, PROCESSOR_KINDS
 from modeling.labels import DEFAULT_THRESHOLD_RULE
+from modeling.processing import IMAGENET_MEAN, IMAGENET_STD, PROCESSOR_KINDS
 
 logger = logging.getLogger(__name__)
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_CONFIG = PROJECT_ROOT / "configs" / "demo.yaml"
 STEM_INITS = ("stock", "highpass")
 LAYER_INITS = ("stock", "fan_in")
-SELF_FAKE_PROCESSING = ("matched", "all")  # modeling.augmentation.SelfFakes, "The processing rule"
+SELF_FAKE_PROCESSING = ("matched", "all")  # modeling.augment.self_fakes, "The processing rule"
 CLASS_WEIGHTINGS = ("balanced", "none")
 
 
@@ -145,7 +144,7 @@ class AugmentArguments:
     jpeg_prob: float = 0.1
     jpeg_quality: list[int] = field(default_factory=lambda: [65, 95])
     grayscale_prob: float = 0.05
-    # self-made fakes (modeling.augmentation.SelfFakes): a real training image -> random decoder -> ai
+    # self-made fakes (modeling.augment.self_fakes): a real training image -> random decoder -> ai
     self_fake_prob: float = field(
         default=0.0, metadata={"help": "P(a real training image becomes a self-made fake, labelled ai)."}
     )
@@ -168,8 +167,9 @@ class AugmentArguments:
         default_factory=lambda: [0.77, 1.25], metadata={"help": "Scales of that resize (ArtiFact: 200/side)."}
     )
     self_fake_learned_prob: float = field(
-        default=0.0, metadata={"help": "Share of the self-fakes made by a small autoencoder fitted on the run's own "
-                               "real training images (modeling/learned_decoder.py); the rest by the hand-made family."}
+        default=0.0, metadata={"help": "Share of the self-fakes made by a small autoencoder fitted on the run's "
+                               "own real training images (modeling/augment/learned_decoder.py); the rest by the "
+                               "hand-made family."}
     )
     self_fake_learned_steps: int = field(default=300, metadata={"help": "Fitting steps of that autoencoder."})
     self_fake_learned_images: int = field(
@@ -271,11 +271,14 @@ def _check_known(keys: Sequence[str], known: set[str], where: str) -> None:
         raise ConfigError(f"{where}: unknown key(s) {', '.join(hints)}")
 
 
-def parse_config(argv: Sequence[str] | None = None, default_config: str | Path = DEFAULT_CONFIG) -> RunConfig:
+def parse_config(argv: Sequence[str] | None = None, default_config: str | Path | None = None) -> RunConfig:
     """YAML values become the parser's defaults; command-line `--key value` pairs override them."""
     pre = argparse.ArgumentParser(add_help=False)
-    pre.add_argument("--config", default=str(default_config))
+    pre.add_argument("--config", default=None if default_config is None else str(default_config))
     ns, rest = pre.parse_known_args(argv)
+    if ns.config is None:
+        raise ConfigError("no --config given: pass a YAML file, e.g. --config configs/demo.yaml (the demo recipe in "
+                          "the repository) or a run's training_config.yaml")
     values = load_yaml(ns.config)
 
     parser = HfArgumentParser(CONFIG_CLASSES)

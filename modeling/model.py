@@ -20,44 +20,60 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Sequence
 
 import torch
 from transformers import ConvNextConfig, ConvNextForImageClassification
 
-from modeling.config import ModelArguments
 from modeling.labels import ID2LABEL, LABEL2ID
 
 logger = logging.getLogger(__name__)
 
 
-def build_model(args: ModelArguments) -> ConvNextForImageClassification:
-    """A pretrained backbone with a new 2-way head, or a random-init ConvNext from the config."""
-    labels = dict(num_labels=len(ID2LABEL), id2label=ID2LABEL, label2id=LABEL2ID)
-    if args.model_name_or_path:
-        logger.info("loading pretrained %s with a new %d-way head", args.model_name_or_path, len(ID2LABEL))
-        return ConvNextForImageClassification.from_pretrained(
-            args.model_name_or_path,
-            drop_path_rate=args.drop_path_rate,
-            ignore_mismatched_sizes=True,  # the 1000-way ImageNet head is replaced
-            use_safetensors=True,
-            **labels,
-        )
+def pretrained_detector(name_or_path: str, drop_path_rate: float = 0.0) -> ConvNextForImageClassification:
+    """A pretrained ConvNext backbone with a new 2-way real/ai head (safetensors only)."""
+    logger.info("loading pretrained %s with a new %d-way head", name_or_path, len(ID2LABEL))
+    return ConvNextForImageClassification.from_pretrained(
+        name_or_path,
+        drop_path_rate=drop_path_rate,
+        ignore_mismatched_sizes=True,  # the 1000-way ImageNet head is replaced
+        use_safetensors=True,
+        num_labels=len(ID2LABEL), id2label=ID2LABEL, label2id=LABEL2ID,
+    )
+
+
+def random_init_detector(
+    hidden_sizes: Sequence[int],
+    depths: Sequence[int],
+    *,
+    patch_size: int = 4,
+    layer_scale_init_value: float = 1e-6,
+    drop_path_rate: float = 0.0,
+    image_size: int = 200,
+    layer_init: str = "stock",
+    layer_init_gain: float = 1.414,
+    stem_init: str = "stock",
+    stem_highpass_gain: float = 16.0,
+    stem_weight_std: float = 0.2,
+) -> ConvNextForImageClassification:
+    """A random-init ConvNext real/ai classifier, its stages optionally re-drawn at fan-in scale (`init_fan_in`)
+    and its stem started as a high-pass bank (`init_highpass_stem`). The saved model is a stock ConvNextConfig."""
     config = ConvNextConfig(
         num_channels=3,
-        patch_size=args.patch_size,
-        num_stages=len(args.hidden_sizes),  # ConvNextConfig's default of 4 would not follow the lists
-        hidden_sizes=list(args.hidden_sizes),
-        depths=list(args.depths),
-        layer_scale_init_value=args.layer_scale_init_value,
-        drop_path_rate=args.drop_path_rate,
-        image_size=args.image_size,
-        **labels,
+        patch_size=patch_size,
+        num_stages=len(hidden_sizes),  # ConvNextConfig's default of 4 would not follow the lists
+        hidden_sizes=list(hidden_sizes),
+        depths=list(depths),
+        layer_scale_init_value=layer_scale_init_value,
+        drop_path_rate=drop_path_rate,
+        image_size=image_size,
+        num_labels=len(ID2LABEL), id2label=ID2LABEL, label2id=LABEL2ID,
     )
     model = ConvNextForImageClassification(config)
-    if args.layer_init == "fan_in":
-        init_fan_in(model, args.layer_init_gain)
-    if args.stem_init == "highpass":
-        init_highpass_stem(model, args.stem_highpass_gain, args.stem_weight_std)
+    if layer_init == "fan_in":
+        init_fan_in(model, layer_init_gain)
+    if stem_init == "highpass":
+        init_highpass_stem(model, stem_highpass_gain, stem_weight_std)
     return model
 
 

@@ -17,8 +17,11 @@ import os
 import sys
 from collections.abc import Sequence
 
-from modeling.app.demo import UNCERTAIN_MARGIN, build_app, free_port, launch
-from modeling.inference.predictor import BACKENDS, ModelLoadError
+from modeling.extras import requires_extra
+
+with requires_extra("app", "scripts/app.py"):
+    from modeling.app.demo import UNCERTAIN_MARGIN, build_app, free_port, launch
+    from modeling.inference.predictor import BACKENDS, ModelLoadError
 
 logger = logging.getLogger("app")
 

@@ -8,7 +8,7 @@
     python scripts/benchmark.py preprocessing --model outputs/demo   # native crop vs resize
     python scripts/benchmark.py baseline --data_dir data/outside     # a plain CNN: how hard a data set is
 
-Each sub-command lives in its own module under `modeling/benchmarks/` and exposes
+Each sub-command lives in its own module under `benchmarks/` and exposes
 `add_arguments(parser)` and `run(args) -> int`.
 """
 
@@ -18,15 +18,20 @@ import argparse
 import importlib
 import sys
 from collections.abc import Sequence
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # `benchmarks/` sits beside the package
+
+from modeling.extras import requires_extra  # noqa: E402
 
 SUBCOMMANDS = {
-    "demo": "modeling.benchmarks.demo",
-    "multicrop": "modeling.benchmarks.multicrop",
-    "predict": "modeling.benchmarks.predict",
-    "memory": "modeling.benchmarks.memory",
-    "train": "modeling.benchmarks.train",
-    "preprocessing": "modeling.benchmarks.preprocessing",
-    "baseline": "modeling.benchmarks.baseline_cnn",
+    "demo": "benchmarks.demo",
+    "multicrop": "benchmarks.multicrop",
+    "predict": "benchmarks.predict",
+    "memory": "benchmarks.memory",
+    "train": "benchmarks.train",
+    "preprocessing": "benchmarks.preprocessing",
+    "baseline": "benchmarks.baseline_cnn",
 }
 
 
@@ -35,7 +40,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     modules = {}
     for name, module_name in SUBCOMMANDS.items():
-        module = modules[name] = importlib.import_module(module_name)
+        with requires_extra("dev", "scripts/benchmark.py"):  # benchmarks train, export and profile: every extra
+            module = modules[name] = importlib.import_module(module_name)
         module.add_arguments(sub.add_parser(name, help=(module.__doc__ or "").strip().splitlines()[0]))
     args = parser.parse_args(argv)
     return modules[args.command].run(args)

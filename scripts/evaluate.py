@@ -32,13 +32,16 @@ if __name__ == "evaluate":
         sys.path[:] = _saved
     # the rest of this file still runs (harmlessly); `import evaluate` returns the library from sys.modules
 
-from accelerate import Accelerator
+from modeling.extras import requires_extra
 
-from modeling.calibration import DEFAULT_RULE
-from modeling.data.index import DataError
-from modeling.data.selection import resolve_eval_data
-from modeling.evaluation.evaluate import calibrate_folder, format_summary, run_evaluation
-from modeling.run_folder import EVAL_DIR
+with requires_extra("train", "scripts/evaluate.py"):
+    from accelerate import Accelerator
+
+    from modeling.calibration import DEFAULT_RULE
+    from modeling.data.index import DataError
+    from modeling.data.selection import resolve_eval_data
+    from modeling.evaluation.evaluate import calibrate_folder, format_summary, run_evaluation
+    from modeling.run_folder import EVAL_DIR
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -21,11 +21,15 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from modeling.data.index import DataError
-from modeling.data.selection import run_check_images
-from modeling.inference.images import expand_inputs
-from modeling.inference.onnx_export import CheckImages, ExportError, export
-from modeling.run_folder import MANIFEST, ONNX_RECORD
+from modeling.extras import require_modules, requires_extra
+
+require_modules("onnx", ("onnx", "onnxscript", "onnxruntime"), "scripts/export_onnx.py")  # used deep in the export
+with requires_extra("onnx", "scripts/export_onnx.py"):
+    from modeling.data.index import DataError
+    from modeling.data.selection import run_check_images
+    from modeling.inference.images import expand_inputs
+    from modeling.inference.onnx_export import CheckImages, ExportError, export
+    from modeling.run_folder import MANIFEST, ONNX_RECORD
 
 logger = logging.getLogger("export_onnx")
 

@@ -16,8 +16,12 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from modeling.data.index import DataError
-from modeling.data.reconstructions import ReconSpec, make_reconstructions
+from modeling.extras import require_modules, requires_extra
+
+require_modules("reconstructions", ("diffusers",), "scripts/make_reconstructions.py")  # loaded on first use
+with requires_extra("reconstructions", "scripts/make_reconstructions.py"):
+    from modeling.data.index import DataError
+    from modeling.data.reconstructions import ReconSpec, make_reconstructions
 
 
 def build_parser() -> argparse.ArgumentParser:

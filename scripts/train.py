@@ -10,17 +10,23 @@ from __future__ import annotations
 import logging
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
-from modeling.config import ConfigError, parse_config
-from modeling.data.index import DataError
-from modeling.training.callbacks import TrainingInterrupted
-from modeling.training.run import train
+from modeling.extras import requires_extra
+
+with requires_extra("train", "scripts/train.py"):
+    from modeling.config import ConfigError, parse_config
+    from modeling.data.index import DataError
+    from modeling.training.callbacks import TrainingInterrupted
+    from modeling.training.run import train
+
+DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "configs" / "demo.yaml"  # the demo: the first command
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
     try:
-        config = parse_config(argv)
+        config = parse_config(argv, default_config=DEFAULT_CONFIG)
         train(config)
     except (ConfigError, DataError) as err:
         logging.getLogger("train").error("%s", err)

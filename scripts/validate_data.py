@@ -17,10 +17,13 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from modeling.data.index import LAYOUTS, DataError, read_index
-from modeling.data.manifest import load_manifest
-from modeling.data.validation import save_bad_files, validate_manifest
-from modeling.run_folder import BAD_FILES
+from modeling.extras import requires_extra
+
+with requires_extra("train", "scripts/validate_data.py"):
+    from modeling.data.index import LAYOUTS, DataError, read_index
+    from modeling.data.manifest import load_manifest
+    from modeling.data.validation import save_bad_files, validate_manifest
+    from modeling.run_folder import BAD_FILES
 
 
 def build_parser() -> argparse.ArgumentParser:

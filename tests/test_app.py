@@ -30,9 +30,9 @@ from transformers import ConvNextForImageClassification
 from modeling.app.attribution import attribution_map, grad_cam, input_box, overlay_heatmap
 from modeling.app.demo import DemoPredictor, render_table, stability_verdict
 from modeling.data.demo import DemoSpec, make_demo_data
-from modeling.image_processing import IMAGENET_MEAN, IMAGENET_STD, build_image_processor
 from modeling.labels import AI_LABEL_ID
 from modeling.predictor import Detector
+from modeling.processing import IMAGENET_MEAN, IMAGENET_STD, build_image_processor
 
 # gradio's local event statistics (queueing.py) use pandas options that pandas 3 deprecates: not ours to fix
 pytestmark = [

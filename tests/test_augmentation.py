@@ -11,17 +11,12 @@ import torch
 from PIL import Image
 from tiny_model import TinyModelTester
 
-from modeling.augmentation import (
-    SelfFakes,
-    build_self_fakes,
-    highpass_residual,
-    label_counts_after_self_fakes,
-    matched_process_share,
-    random_decoder,
-)
+from modeling.augment.decoders import highpass_residual, random_decoder
+from modeling.augment.self_fakes import SelfFakes, label_counts_after_self_fakes, matched_process_share
 from modeling.config import ConfigError, parse_config
 from modeling.data.demo import DemoSpec, make_demo_data
-from modeling.image_processing import build_image_processor
+from modeling.processing import build_image_processor
+from modeling.training.builders import build_self_fakes
 from modeling.training.data import build_datasets, prepare_manifest
 
 
@@ -162,7 +157,7 @@ def test_processing_rule_from_config(tmp_path: Path) -> None:
 
 
 def test_the_learned_decoder_is_fitted_reproducibly_and_reconstructs_any_size() -> None:
-    from modeling.learned_decoder import fit_autoencoder, uint8_images
+    from modeling.augment.learned_decoder import fit_autoencoder, uint8_images
 
     arrays = [np.asarray(photo(seed, 64)) for seed in range(4)]
     first = fit_autoencoder(uint8_images(arrays), steps=30, seed=3)
@@ -180,7 +175,7 @@ def test_learned_self_fakes_get_the_detail_back_so_blur_is_no_cue() -> None:
     """An autoencoder's reconstruction is blurred (on the blind set's reals it kept a quarter of the Laplacian
     energy); with hf_restore the original's detail above the x4 latent goes back on it, as for the hand-made
     family, so "less detail" does not say ai and the reconstruction's own deviations remain."""
-    from modeling.learned_decoder import LATENT_FACTOR, fit_autoencoder, uint8_images
+    from modeling.augment.learned_decoder import LATENT_FACTOR, fit_autoencoder, uint8_images
 
     arrays = [np.asarray(photo(seed, 64)) for seed in range(4)]
     decoder = fit_autoencoder(uint8_images(arrays), steps=30, seed=0)

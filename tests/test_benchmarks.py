@@ -13,11 +13,11 @@ from accelerate.commands.config.config_args import ClusterConfig
 from tiny_model import TinyModelTester
 from transformers import ConvNextForImageClassification
 
-from modeling.benchmarks import memory
-from modeling.benchmarks import train as train_bench
+from benchmarks import memory
+from benchmarks import train as train_bench
 from modeling.config import ModelArguments, parse_config
 from modeling.data.demo import DemoSpec, make_demo_data
-from modeling.image_processing import collate_fn
+from modeling.training.batches import collate_fn
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(PROJECT_ROOT / "scripts"))

@@ -1,4 +1,4 @@
-"""The blind data set (modeling/benchmarks/blind_data.py) and the plain-CNN baseline, on a tiny set."""
+"""The blind data set (benchmarks/blind_data.py) and the plain-CNN baseline, on a tiny set."""
 
 from __future__ import annotations
 
@@ -12,7 +12,8 @@ import pytest
 import torch
 from PIL import Image
 
-from modeling.benchmarks import baseline_cnn, blind_data
+from benchmarks import baseline_cnn
+from benchmarks.sets import blind as blind_data
 from modeling.data.index import read_index
 
 PER_SOURCE = 3  # the least that leaves an image of every AI source in the baseline's test split

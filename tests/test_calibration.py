@@ -21,8 +21,8 @@ from transformers import AutoConfig, ConvNextForImageClassification, pipeline
 from modeling import calibration, metrics
 from modeling.data.selection import resolve_eval_data
 from modeling.evaluation.evaluate import calibrate_folder, load_model_folder, predict_logits
-from modeling.image_processing import build_image_processor
 from modeling.labels import decision_threshold
+from modeling.processing import build_image_processor
 
 
 def overconfident_logits(n: int = 4000, scale: float = 4.0, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:

@@ -22,7 +22,7 @@ from modeling.data.manifest import (
     select_subset,
     split_manifest,
 )
-from modeling.image_processing import IMAGE_EXTENSIONS
+from modeling.images import IMAGE_EXTENSIONS
 
 
 def synthetic_index(counts: dict[tuple[str, int], int]) -> pd.DataFrame:

@@ -15,7 +15,7 @@ from transformers import TrainingArguments, set_seed
 
 from modeling.config import parse_config
 from modeling.data.demo import DemoSpec, make_demo_data
-from modeling.image_processing import build_image_processor
+from modeling.processing import build_image_processor
 from modeling.training.data import build_datasets, prepare_manifest
 from modeling.training.trainer import ReliableTrainer, collate_counting_skips
 

@@ -5,10 +5,12 @@ from __future__ import annotations
 import json
 
 import torch
+from tiny_model import DEMO_CONFIG
 from transformers import AutoModelForImageClassification, ConvNextConfig
 
 from modeling.config import parse_config
-from modeling.model import build_model, dct_basis, highpass_filter_bank
+from modeling.model import dct_basis, highpass_filter_bank
+from modeling.training.builders import build_model
 
 
 def test_dct_basis_is_orthonormal_and_starts_with_the_mean():
@@ -36,7 +38,8 @@ def test_highpass_bank_puts_the_trace_first():
 
 
 def test_highpass_stem_saves_as_a_stock_model(tmp_path):
-    config = parse_config(["--stem_init", "highpass", "--hidden_sizes", "16", "32", "--depths", "1", "1"])
+    config = parse_config(["--config", str(DEMO_CONFIG), "--stem_init", "highpass", "--hidden_sizes", "16", "32",
+                           "--depths", "1", "1"])
     model = build_model(config.model)
     stem = model.convnext.embeddings.patch_embeddings.weight
     assert stem.shape[1:] == (3, 2, 2)
@@ -52,7 +55,8 @@ def test_highpass_stem_saves_as_a_stock_model(tmp_path):
 def test_fan_in_init_scales_every_stage_layer_and_saves_as_a_stock_model(tmp_path):
     """layer_init fan_in: each conv/linear of the stages is N(0, gain^2 / fan_in), so GELU starts in its nonlinear
     range (transformers' N(0, 0.02) leaves the MLP of a 48-channel block nearly linear); stem and head keep theirs."""
-    argv = ["--stem_init", "highpass", "--hidden_sizes", "48", "96", "--depths", "1", "1", "--patch_size", "2"]
+    argv = ["--config", str(DEMO_CONFIG), "--stem_init", "highpass", "--hidden_sizes", "48", "96", "--depths", "1", "1",
+            "--patch_size", "2"]
     torch.manual_seed(0)
     stock = build_model(parse_config([*argv, "--layer_init", "stock"]).model)
     torch.manual_seed(0)
@@ -80,6 +84,6 @@ def test_layer_init_is_checked():
     from modeling.config import ConfigError
 
     with pytest.raises(ConfigError, match="layer_init"):
-        parse_config(["--layer_init", "xavier"])
+        parse_config(["--config", str(DEMO_CONFIG), "--layer_init", "xavier"])
     with pytest.raises(ConfigError, match="layer_init"):
         parse_config(["--config", "configs/convnext_tiny_artifact.yaml", "--layer_init", "fan_in"])

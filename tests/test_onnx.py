@@ -195,7 +195,7 @@ def test_int8_graph_keeps_matmul_outputs_fp32(int8_graph):
 
 def test_operator_profile_shows_the_int8_gemm(int8_graph):
     """`benchmark.py predict --profile`: per-operator CPU time; in int8, MatMuls run as MatMulIntegerToFloat."""
-    from modeling.benchmarks.predict import format_profile, profile_operators
+    from benchmarks.predict import format_profile, profile_operators
 
     fp32_file, int8_file, pixels = int8_graph
     fp32 = profile_operators(fp32_file, pixels, runs=1)

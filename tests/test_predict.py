@@ -16,11 +16,11 @@ from PIL import Image, ImageFile
 from tiny_model import TinyModelTester
 from transformers import AutoModelForImageClassification, ConvNextForImageClassification, pipeline
 
-from modeling.image_processing import build_image_processor
 from modeling.inference.images import ImageFiles
 from modeling.inference.predictor import Detector, ModelLoadError, PredictionRow
 from modeling.inference.runners import BF16_TOLERANCE
 from modeling.metrics import ai_scores
+from modeling.processing import build_image_processor
 from modeling.system import cpu_has_native_bf16
 
 CROP = 64
@@ -315,7 +315,7 @@ def test_predict_images_in_memory(tiny_model, odd_inputs, reference):
 
 
 def test_crops_spread_over_the_image_and_reach_its_borders():
-    from modeling.image_processing import crop_grid, crop_origins
+    from modeling.processing import crop_grid, crop_origins
 
     assert crop_grid(4, 1000, 1000) == (2, 2) and crop_grid(6, 2000, 1000) == (2, 3)
     assert crop_origins(4, 1000, 600, 200, 200) == [(0, 0), (800, 0), (0, 400), (800, 400)]
@@ -325,7 +325,7 @@ def test_crops_spread_over_the_image_and_reach_its_borders():
 
 def test_several_crops_average_the_logits(tiny_model, tmp_path):
     """A large image: the score is softmax of the mean of the crops' logits; a crop-sized image is unchanged."""
-    from modeling.image_processing import process_image
+    from modeling.processing import process_image
 
     rng = np.random.default_rng(3)
     large = Image.fromarray(rng.integers(0, 256, (3 * CROP, 4 * CROP, 3), dtype=np.uint8))

@@ -31,7 +31,9 @@ from modeling.data.dedup import drop_cross_split_duplicates
 from modeling.data.demo import DemoSpec, make_demo_data
 from modeling.data.manifest import load_manifest
 from modeling.data.validation import check_image_file, drop_bad_files, exclude_paths, load_bad_files, validate_files
-from modeling.image_processing import BatchTransform, ImageLoadError, build_image_processor
+from modeling.images import ImageLoadError
+from modeling.processing import build_image_processor
+from modeling.training.batches import BatchTransform
 from modeling.training.callbacks import StopOnSignal, last_complete_checkpoint
 from modeling.training.data import prepare_manifest
 from modeling.training.run import train

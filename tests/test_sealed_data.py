@@ -1,4 +1,4 @@
-"""The sealed data set (modeling/benchmarks/sealed_data.py) on a tiny set: layout, labels, determinism, containment."""
+"""The sealed data set (benchmarks/sealed_data.py) on a tiny set: layout, labels, determinism, containment."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import pytest
 import torch
 from PIL import Image
 
-from modeling.benchmarks import sealed_data
+from benchmarks.sets import sealed as sealed_data
 from modeling.data.index import read_index
 
 PER_SOURCE = 3  # a few images of every source: the layout and the labels, in seconds

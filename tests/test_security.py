@@ -17,7 +17,7 @@ from tiny_model import TinyModelTester
 from transformers import ConvNextForImageClassification
 
 from modeling.config import ModelArguments
-from modeling.model import build_model
+from modeling.training.builders import build_model
 
 ROOT = Path(__file__).resolve().parent.parent
 SOURCES = sorted([*(ROOT / "modeling").rglob("*.py"), *(ROOT / "scripts").rglob("*.py")])

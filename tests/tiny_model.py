@@ -9,8 +9,8 @@ from typing import Any
 import torch
 from transformers import ConvNextConfig, ConvNextForImageClassification
 
-from modeling.image_processing import build_image_processor
 from modeling.labels import ID2LABEL, LABEL2ID
+from modeling.processing import build_image_processor
 
 DEMO_CONFIG = Path(__file__).resolve().parent.parent / "configs" / "demo.yaml"
 

@@ -38,7 +38,7 @@ from transformers import AutoModelForImageClassification  # noqa: E402
 
 from modeling.app.attribution import attribution_map, overlay_heatmap, view_box  # noqa: E402
 from modeling.degradations import downscale, reencode  # noqa: E402
-from modeling.image_processing import ImageLoadError, load_image  # noqa: E402
+from modeling.images import ImageLoadError, load_image  # noqa: E402
 from modeling.inference.predictor import Detector  # noqa: E402
 from modeling.inference.runners import TorchRunner  # noqa: E402
 

@@ -19,7 +19,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
 
-from modeling.image_processing import IMAGE_EXTENSIONS, is_image_name
+from modeling.images import IMAGE_EXTENSIONS, is_image_name
 from modeling.labels import ID2LABEL, LABEL_NAMES
 
 logger = logging.getLogger(__name__)

@@ -28,7 +28,7 @@ from tqdm.auto import tqdm
 
 from modeling.data.index import METADATA_COLUMNS, METADATA_FILE, DataError, read_index
 from modeling.data.manifest import load_manifest
-from modeling.image_processing import ImageLoadError, load_image
+from modeling.images import ImageLoadError, load_image
 
 logger = logging.getLogger(__name__)
 

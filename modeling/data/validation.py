@@ -5,7 +5,7 @@ interrupted copy, or in a pixel mode the pipeline cannot convert. `validate_file
 selected file in parallel (one process per core, a progress bar), and `drop_bad_files` removes
 them from a manifest and writes their list (CSV) beside it, so training never sees them.
 
-The check decodes each image the way training does (`image_processing.load_image`), but a JPEG is
+The check decodes each image the way training does (`modeling.images.load_image`), but a JPEG is
 decoded at 1/8 scale (`Image.draft`): the entropy-coded data is still read to its end, so a
 truncated file fails exactly as in training, at a fraction of the cost of a full decode.
 """
@@ -23,7 +23,7 @@ import pandas as pd
 from PIL import Image
 from tqdm.auto import tqdm
 
-from modeling.image_processing import ImageLoadError, load_image
+from modeling.images import ImageLoadError, load_image
 from modeling.system import available_cores
 
 logger = logging.getLogger(__name__)

@@ -41,9 +41,9 @@ from modeling.data.index import DataError
 from modeling.data.selection import EvalData
 from modeling.evaluation import plots
 from modeling.evaluation.robustness import Degradation, sweep
-from modeling.image_processing import processor_crop_size
 from modeling.inference.images import ImageFiles
 from modeling.labels import AI_LABEL_ID, ID2LABEL, decision_threshold
+from modeling.processing import processor_crop_size
 from modeling.run_folder import (
     CALIBRATION,
     METRICS,

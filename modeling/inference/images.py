@@ -21,7 +21,8 @@ import torch
 from PIL import Image, ImageFile
 from torch.utils.data import DataLoader, Dataset
 
-from modeling.image_processing import ImageLoadError, is_image_name, load_image, process_image
+from modeling.images import ImageLoadError, is_image_name, load_image
+from modeling.processing import process_image
 from modeling.system import available_cores
 
 logger = logging.getLogger(__name__)

@@ -32,7 +32,7 @@ import numpy as np
 import torch
 from transformers import AutoConfig, AutoImageProcessor, AutoModelForImageClassification
 
-from modeling.image_processing import processor_crop_size
+from modeling.processing import processor_crop_size
 from modeling.inference.images import pixel_batches
 from modeling.inference.runners import OnnxRunner, TorchRunner
 from modeling.labels import decision_threshold

@@ -27,7 +27,7 @@ import numpy as np
 import torch
 from transformers import AutoConfig, AutoImageProcessor, AutoModelForImageClassification
 
-from modeling.image_processing import ImageLoadError, load_image, process_image
+from modeling.images import ImageLoadError, load_image
 from modeling.inference.images import (
     InputItem,
     PixelBatch,
@@ -39,6 +39,7 @@ from modeling.inference.images import (
 from modeling.inference.runners import OnnxRunner, TorchRunner
 from modeling.labels import ID2LABEL, decision_threshold
 from modeling.metrics import ai_scores
+from modeling.processing import process_image
 from modeling.run_folder import ONNX_FILES, RunFolder
 from modeling.system import cpu_has_native_bf16
 
@@ -172,7 +173,7 @@ class Detector:
 
         num_threads: compute threads (default: all cores; sets torch's global count for torch).
         crops: native-resolution crops per image larger than the model input, their logits averaged
-        (`modeling.image_processing.process_image`); 1 is the processor's single center crop.
+        (`modeling.processing.process_image`); 1 is the processor's single center crop.
         """
         if backend not in BACKENDS or precision not in PRECISIONS:
             raise ValueError(f"backend must be one of {BACKENDS} and precision one of {PRECISIONS}")

@@ -15,17 +15,20 @@ import numpy as np
 import pandas as pd
 from datasets import DatasetDict
 
-from modeling.augmentation import build_self_fakes, build_train_transforms, label_counts_after_self_fakes
+from modeling.augment.learned_decoder import FIT_CROP, SmallAutoencoder, fit_autoencoder, uint8_images
+from modeling.augment.self_fakes import label_counts_after_self_fakes
 from modeling.config import RunConfig
 from modeling.data.dedup import drop_cross_split_duplicates
 from modeling.data.demo import DEMO_DATA_DIR, DemoSpec, demo_data_exists, make_demo_data, may_generate_into
 from modeling.data.index import DataError
 from modeling.data.manifest import build_manifest, load_manifest, manifest_to_datasets, save_manifest
 from modeling.data.validation import drop_bad_files, exclude_paths, load_bad_files
-from modeling.image_processing import BatchTransform, ImageLoadError, load_image, processor_crop_size
-from modeling.learned_decoder import FIT_CROP, SmallAutoencoder, fit_autoencoder, uint8_images
+from modeling.images import ImageLoadError, load_image
 from modeling.metrics import section_masks
+from modeling.processing import processor_crop_size
 from modeling.run_folder import BAD_FILES, DEDUP, MANIFEST
+from modeling.training.batches import BatchTransform
+from modeling.training.builders import build_self_fakes, train_transforms
 from modeling.training.trainer import balanced_weights
 
 logger = logging.getLogger(__name__)
@@ -96,7 +99,7 @@ def build_datasets(config: RunConfig, manifest: pd.DataFrame, processor: Any) ->
         crop = (config.augment.train_crop_size, config.augment.train_crop_size)
     resize = config.model.image_size if config.model.processor == "resize" else None
     self_fakes = build_self_fakes(config.augment, *train_label_counts(manifest), learned_decoder(config, manifest))
-    train_tf = BatchTransform(processor, build_train_transforms(crop, config.augment, resize), processor_geometry=False,
+    train_tf = BatchTransform(processor, train_transforms(config.augment, crop, resize), processor_geometry=False,
                               sample_transform=self_fakes)
     eval_tf = BatchTransform(processor)
     return DatasetDict(

@@ -24,20 +24,20 @@ import transformers
 from transformers import TrainingArguments, set_seed
 
 from modeling.calibration import apply_scaling, calibrate_model, parse_rule
-from modeling.config import PROJECT_ROOT, ConfigError, RunConfig, save_config
+from modeling.config import ConfigError, RunConfig, save_config
 from modeling.data.demo import is_demo_data
 from modeling.data.index import DataError
 from modeling.data.manifest import load_manifest
 from modeling.data.selection import resolve_eval_data, run_check_images
 from modeling.evaluation.evaluate import run_evaluation
-from modeling.image_processing import build_image_processor
 from modeling.inference.onnx_export import CheckImages, ExportError, export
 from modeling.labels import DEFAULT_THRESHOLD
 from modeling.metrics import ai_scores, detection_metrics, negative_log_likelihood, with_prefix
-from modeling.model import build_model
+from modeling.processing import build_image_processor
 from modeling.release.hub import HubError, check_push_ready, push_model_folder
 from modeling.release.model_card import write_model_card
 from modeling.run_folder import CALIBRATION, MANIFEST, RUN_INFO, TRAINER_PICKLE, TRAINING_CONFIG, RunFolder
+from modeling.training.builders import build_model
 from modeling.training.callbacks import StopOnSignal, TrainingInterrupted, last_complete_checkpoint
 from modeling.training.data import build_datasets, ensure_demo_data, prepare_manifest, training_label_weights
 from modeling.training.trainer import DetectionMetrics, ReliableTrainer, WeightedCrossEntropy, collate_counting_skips
@@ -99,10 +99,19 @@ def prepare_arguments(config: RunConfig) -> bool:
     return push
 
 
-def git_commit() -> tuple[str | None, bool | None]:
-    """(commit, has uncommitted changes) of the package's checkout; (None, None) outside a git checkout."""
+CHECKOUT = Path(__file__).resolve().parents[2]  # the source tree's root when the package runs from a git checkout
+
+
+def git_commit(checkout: Path = CHECKOUT) -> tuple[str | None, bool | None]:
+    """(commit, has uncommitted changes) of the package's own checkout; (None, None) for an installed wheel.
+
+    Only a checkout of this package counts: git is not asked about site-packages, which may sit inside some
+    other repository (a virtual environment in a user's project) whose commit says nothing about this code."""
+    if not (checkout / ".git").exists() or not (checkout / "modeling" / "__init__.py").is_file():
+        return None, None
+
     def git(*cmd: str) -> str:
-        return subprocess.run(["git", *cmd], cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=10,
+        return subprocess.run(["git", *cmd], cwd=checkout, capture_output=True, text=True, timeout=10,
                               check=True).stdout.strip()
     try:
         return git("rev-parse", "HEAD"), bool(git("status", "--porcelain", "--untracked-files=no"))

@@ -22,8 +22,8 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader
 from transformers import EvalPrediction, Trainer
 
-from modeling.image_processing import collate_fn
 from modeling.metrics import ai_scores
+from modeling.training.batches import collate_fn
 
 logger = logging.getLogger(__name__)
 

@@ -41,11 +41,11 @@ try:
     import resource
 except ImportError:  # not on Windows: CPU time is then reported as nan
     resource = None
-from modeling.image_processing import build_image_processor
 from modeling.inference.images import default_num_workers
 from modeling.inference.predictor import Detector
 from modeling.inference.runners import OnnxRunner, TorchRunner
 from modeling.labels import ID2LABEL, LABEL2ID
+from modeling.processing import build_image_processor
 from modeling.run_folder import ONNX_FILES, RunFolder
 from modeling.system import available_cores, cpu_flags, cpu_has_native_bf16
 

@@ -35,13 +35,14 @@ import torch
 from torch.utils.data import DataLoader
 from transformers import Trainer
 
-from modeling.benchmarks.memory import half_dtype, parse_run_config
+from benchmarks.memory import half_dtype, parse_run_config
 from modeling.config import ConfigError, RunConfig
 from modeling.data.index import DataError, read_index
 from modeling.data.manifest import build_manifest, save_manifest
-from modeling.image_processing import build_image_processor, collate_fn
-from modeling.model import build_model
+from modeling.processing import build_image_processor
 from modeling.run_folder import MANIFEST
+from modeling.training.batches import collate_fn
+from modeling.training.builders import build_model
 from modeling.training.data import build_datasets, clean_manifest, ensure_demo_data, prepare_manifest
 from modeling.training.run import check_precision
 

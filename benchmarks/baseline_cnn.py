@@ -1,6 +1,6 @@
 """A plain-CNN reference baseline: how hard is a data set's trace for a detector with no special start?
 
-    python -m modeling.benchmarks.baseline_cnn --data_dir data/blind --seeds 3
+    python -m benchmarks.baseline_cnn --data_dir data/blind --seeds 3
 
 A reference, not the product: four 3x3 convolutions with BatchNorm and ReLU (the first at stride 1, then
 stride 2), global average pooling and a 2-way linear head (94,618 parameters), trained with AdamW at 1e-3
@@ -32,8 +32,9 @@ import torch.nn.functional as F
 from sklearn.metrics import roc_auc_score
 from torch import nn
 
-from modeling.config import DEFAULT_CONFIG, parse_config
-from modeling.image_processing import load_image
+from benchmarks import DEMO_CONFIG
+from modeling.config import parse_config
+from modeling.images import load_image
 from modeling.training.data import prepare_manifest
 
 EVAL_SIZE = 200  # ArtiFact's image side: the test images are scored whole
@@ -48,7 +49,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--threads", type=int, default=1, help="torch threads (1: fair on a shared machine).")
     parser.add_argument("--batch_size", type=int, default=32)
     parser.add_argument("--crop", type=int, default=64, help="Side of the random training crops.")
-    parser.add_argument("--config", default=str(DEFAULT_CONFIG), help="The YAML whose split fractions are used.")
+    parser.add_argument("--config", default=str(DEMO_CONFIG), help="The YAML whose split fractions are used.")
     parser.add_argument("--output_dir", default="outputs/baseline_cnn")
 
 

@@ -1,11 +1,11 @@
 """A blind test set in the ArtiFact layout, made differently from both the demo data and the outside set.
 
 Why it exists: the detector recipe is tuned on the demo data and measured, while it is tuned, on the
-outside set (`modeling.benchmarks.outside_data`), so both have been looked at. This set was made after
-the recipe's tuning began, its difficulty set only with a plain CNN (`modeling.benchmarks.baseline_cnn`),
+outside set (`benchmarks.sets.outside`), so both have been looked at. This set was made after
+the recipe's tuning began, its difficulty set only with a plain CNN (`benchmarks.baseline_cnn`),
 and the recipe was trained on it once to report an honest figure (median test ROC-AUC 0.748, below the
 plain CNN's 0.893). That figure sent the recipe back to tuning, on this set too: it is now a tuning set,
-and `modeling.benchmarks.sealed_data` is the held-out one.
+and `benchmarks.sets.sealed` is the held-out one.
 
 Real sources (target 0), each scene rendered at 1x-2x the image size, blurred by a lens and shrunk by
 area averaging onto the sensor grid, then a full-RGB (three-chip, no colour filter array) sensor:
@@ -45,7 +45,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image, ImageDraw
 
-from modeling.benchmarks.synthetic import (
+from benchmarks.sets.synthetic import (
     blur,
     pixel_grid,
     random_colour,

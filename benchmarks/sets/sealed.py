@@ -1,8 +1,8 @@
 """A second held-out ("sealed") test set in the ArtiFact layout, made differently from the three before it.
 
-Why it exists: the blind set (`modeling.benchmarks.blind_data`) has been used and its figure reported, so a
+Why it exists: the blind set (`benchmarks.sets.blind`) has been used and its figure reported, so a
 recipe changed after that report is no longer measured on unseen data there. This set is sealed until the
-recipe is fixed: its difficulty was set only with a plain CNN (`modeling.benchmarks.baseline_cnn`), never with
+recipe is fixed: its difficulty was set only with a plain CNN (`benchmarks.baseline_cnn`), never with
 the recipe; never tune a detector against it, never train the recipe on it while choosing settings; open it
 once, when the recipe is final, to report an honest figure. Opened once, on 2026-12-03, with the recipe of
 commit 041f407 (test ROC-AUC 0.9185 / 0.9026 / 0.8835, seeds 0-2; see the README). Its content, camera and
@@ -50,7 +50,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from modeling.benchmarks.synthetic import (
+from benchmarks.sets.synthetic import (
     blur,
     pixel_grid,
     random_colour,

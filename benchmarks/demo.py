@@ -30,7 +30,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from modeling.config import DEFAULT_CONFIG, PROJECT_ROOT, parse_config
+from benchmarks import DEMO_CONFIG, TRAIN_SCRIPT
+from modeling.config import parse_config
 from modeling.data.demo import DEMO_DATA_DIR, DemoSpec, demo_data_exists, make_demo_data
 from modeling.run_folder import RunFolder, results_file
 
@@ -50,7 +51,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seeds", type=int, default=5, help="Train with seeds 0..N-1.")
     parser.add_argument("--first_seed", type=int, default=0)
     parser.add_argument("--dataset", choices=("demo", "outside", "resampled", "blind", "sealed"), default="demo")
-    parser.add_argument("--config", default=str(DEFAULT_CONFIG), help="Training YAML (default: the demo's).")
+    parser.add_argument("--config", default=str(DEMO_CONFIG), help="Training YAML (default: the demo's).")
     parser.add_argument("--output_dir", default="outputs/benchmark_demo")
     parser.add_argument("overrides", nargs=argparse.REMAINDER, help="-- then training overrides (--key value).")
 
@@ -58,15 +59,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def prepare_data(dataset: str, config: str, overrides: list[str]) -> list[str]:
     """Generate the data once; the training arguments that point a run at it."""
     if dataset == "blind":
-        from modeling.benchmarks import blind_data
+        from benchmarks.sets import blind as blind_data
 
         return generated_set(BLIND_DIR, blind_data.SOURCES, blind_data.make_blind_data)
     if dataset == "sealed":
-        from modeling.benchmarks import sealed_data
+        from benchmarks.sets import sealed as sealed_data
 
         return generated_set(SEALED_DIR, sealed_data.SOURCES, sealed_data.make_sealed_data)
     if dataset == "outside":
-        from modeling.benchmarks import outside_data
+        from benchmarks.sets import outside as outside_data
 
         return generated_set(OUTSIDE_DIR, outside_data.SOURCES, outside_data.make_outside_data)
     per_source = parse_config(["--config", config, *overrides]).data.demo_images_per_source
@@ -101,7 +102,7 @@ def train_one(seed: int, args: argparse.Namespace, data_args: list[str]) -> dict
     out = Path(args.output_dir) / f"seed_{seed}"
     shutil.rmtree(out, ignore_errors=True)  # a stale checkpoint would be resumed
     overrides = _overrides(args)
-    cmd = [sys.executable, str(PROJECT_ROOT / "scripts" / "train.py"), "--config", args.config, "--seed", str(seed),
+    cmd = [sys.executable, str(TRAIN_SCRIPT), "--config", args.config, "--seed", str(seed),
            "--output_dir", str(out), *data_args, *overrides]
     start = time.perf_counter()
     done = subprocess.run(cmd, capture_output=True, text=True)

@@ -39,7 +39,7 @@ from transformers import ConvNextConfig, ConvNextForImageClassification, Trainer
 
 from modeling.config import ConfigError, ModelArguments, RunConfig, parse_config
 from modeling.labels import ID2LABEL, LABEL2ID
-from modeling.model import build_model
+from modeling.training.builders import build_model
 
 logger = logging.getLogger(__name__)
 

@@ -19,9 +19,10 @@ from transformers import AutoImageProcessor, AutoModelForImageClassification
 
 from modeling.data.demo import AI_SOURCES, REAL_SOURCES, make_large_image
 from modeling.data.manifest import load_manifest
-from modeling.image_processing import build_image_processor, load_image, processor_crop_size
+from modeling.images import load_image
 from modeling.labels import AI_LABEL_ID
 from modeling.metrics import detection_metrics
+from modeling.processing import build_image_processor, processor_crop_size
 from modeling.run_folder import MANIFEST
 
 

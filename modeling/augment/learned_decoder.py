@@ -1,6 +1,6 @@
 """A learned decoder for self-made fakes: a small autoencoder fitted on the run's own real training images.
 
-Why: the hand-made decoder family of `modeling.augmentation` covers interpolation kernels, transposed
+Why: the hand-made decoder family of `modeling.augment.decoders` covers interpolation kernels, transposed
 convolutions and bias grids, but not what a *trained* decoder leaves. Reconstructions of real images
 by a latent-diffusion VAE are the closest cheap proxy of latent-diffusion output (the DRCT and
 AEROBLADE finding); a small autoencoder fitted for a few hundred steps on the run's own training reals is a

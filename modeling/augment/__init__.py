@@ -1,0 +1,1 @@
+"""Training-time augmentations: robustness transforms, generator-like decoders, and self-made fakes."""

@@ -1,0 +1,78 @@
+"""Training's batch transform and collate: decode, (augment), process, and drop what failed to decode.
+
+Attached with `dataset.with_transform`; evaluation splits get the same transform without augmentations, so
+both see pixels through `modeling.images.load_image` and the saved processor.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from PIL import Image
+from transformers.image_processing_utils import BaseImageProcessor
+
+from modeling.images import ImageLoadError, load_image
+
+logger = logging.getLogger(__name__)
+
+
+class BatchTransform:
+    """`dataset.with_transform` callable: decode, (augment), process -> pixel_values + labels.
+
+    An image that fails to decode yields `pixel_values=None`; `collate_fn` drops it and counts it,
+    so one bad file in epoch 17 cannot end a run. `sample_transform(image, label) -> (image, label)`
+    runs first on the decoded image and may change the label (training's self-made fakes). With
+    `processor_geometry=False` the transforms have already cropped (training's random crop) and the
+    processor only rescales and normalises; otherwise a smaller training crop would be zero-padded
+    back to the processor's size.
+    """
+
+    def __init__(
+        self,
+        processor: BaseImageProcessor,
+        train_transforms: Callable[[Image.Image], torch.Tensor] | None = None,
+        processor_geometry: bool = True,
+        sample_transform: Callable[[Image.Image, int], tuple[Any, int]] | None = None,
+    ):
+        self.processor = processor
+        self.train_transforms = train_transforms
+        self.processor_kwargs = {} if processor_geometry else {"do_resize": False, "do_center_crop": False}
+        self.sample_transform = sample_transform
+
+    def __call__(self, batch: dict[str, list[Any]]) -> dict[str, list[Any]]:
+        pixel_values: list[torch.Tensor | None] = []
+        labels = list(batch["label"]) if "label" in batch else None
+        for i, record in enumerate(batch["image"]):
+            try:
+                image = load_image(record)
+            except ImageLoadError as err:
+                logger.warning("skipping unreadable image: %s", err)
+                pixel_values.append(None)
+                continue
+            if self.sample_transform is not None and labels is not None:
+                image, labels[i] = self.sample_transform(image, int(labels[i]))
+            if self.train_transforms is not None:
+                image = self.train_transforms(image)
+            processed = self.processor(image, return_tensors="pt", **self.processor_kwargs)
+            pixel_values.append(processed["pixel_values"][0])
+        out: dict[str, list[Any]] = {"pixel_values": pixel_values}
+        if labels is not None:
+            out["labels"] = labels
+        return out
+
+
+def collate_fn(examples: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
+    """Stack pixel_values (N, C, H, W) and labels (N,), dropping examples that failed to decode."""
+    good = [ex for ex in examples if ex["pixel_values"] is not None]
+    skipped = len(examples) - len(good)
+    if skipped:
+        logger.warning("dropped %d unreadable image(s) from a batch of %d", skipped, len(examples))
+    if not good:
+        raise ImageLoadError(f"every image in a batch of {len(examples)} failed to decode")
+    batch = {"pixel_values": torch.stack([ex["pixel_values"] for ex in good])}
+    if "labels" in good[0]:
+        batch["labels"] = torch.tensor([ex["labels"] for ex in good], dtype=torch.long)
+    return batch

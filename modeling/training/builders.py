@@ -1,0 +1,61 @@
+"""From a run's settings to the library's parts: the model, the training transforms, the self-made fakes.
+
+The parts take plain values (`modeling.model`, `modeling.augment`); this module is the one place that reads
+them out of the run's dataclasses, so a part can be built and tested without a configuration.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+from PIL import Image
+from transformers import ConvNextForImageClassification
+
+from modeling.augment.learned_decoder import SmallAutoencoder
+from modeling.augment.self_fakes import SelfFakes, matched_process_share
+from modeling.augment.transforms import build_train_transforms
+from modeling.config import AugmentArguments, ModelArguments
+from modeling.model import pretrained_detector, random_init_detector
+
+
+def build_model(args: ModelArguments) -> ConvNextForImageClassification:
+    """A pretrained backbone with a new 2-way head, or a random-init ConvNext from the settings."""
+    if args.model_name_or_path:
+        return pretrained_detector(args.model_name_or_path, args.drop_path_rate)
+    return random_init_detector(
+        args.hidden_sizes, args.depths, patch_size=args.patch_size, layer_scale_init_value=args.layer_scale_init_value,
+        drop_path_rate=args.drop_path_rate, image_size=args.image_size, layer_init=args.layer_init,
+        layer_init_gain=args.layer_init_gain, stem_init=args.stem_init, stem_highpass_gain=args.stem_highpass_gain,
+        stem_weight_std=args.stem_weight_std,
+    )
+
+
+def train_transforms(
+    aug: AugmentArguments, crop: tuple[int, int], resize_short_side: int | None = None
+) -> Callable[[Image.Image], torch.Tensor]:
+    """The geometry and robustness augmentations of `aug` (`modeling.augment.transforms`)."""
+    return build_train_transforms(
+        crop, resize_short_side=resize_short_side, rescale_prob=aug.rescale_prob, rescale_range=aug.rescale_range,
+        hflip_prob=aug.hflip_prob, blur_prob=aug.blur_prob, blur_sigma=aug.blur_sigma, jpeg_prob=aug.jpeg_prob,
+        jpeg_quality=aug.jpeg_quality, grayscale_prob=aug.grayscale_prob,
+    )
+
+
+def build_self_fakes(
+    aug: AugmentArguments, num_real: int = 0, num_ai: int = 0, learned: SmallAutoencoder | None = None
+) -> SelfFakes | None:
+    """The self-made-fakes sample transform of a run's settings and its training split's label counts (and the
+    fitted learned decoder when `self_fake_learned_prob` > 0), or None when off."""
+    if aug.self_fake_prob <= 0:
+        return None
+    share = None
+    if aug.self_fake_processing == "matched":
+        share = matched_process_share(aug.self_fake_prob, num_real, num_ai)
+    return SelfFakes(
+        prob=aug.self_fake_prob, jpeg_prob=aug.self_fake_jpeg_prob, jpeg_quality=tuple(aug.self_fake_jpeg_quality),
+        factors=tuple(aug.self_fake_factors), hf_restore=tuple(aug.self_fake_hf_restore),
+        region=aug.self_fake_region or None, resample_prob=aug.self_fake_resample_prob,
+        resample_range=tuple(aug.self_fake_resample_range), process_share=share,
+        learned=learned if aug.self_fake_learned_prob > 0 else None, learned_prob=aug.self_fake_learned_prob,
+    )
