@@ -4,6 +4,10 @@ It reads config.json, training_config.yaml, run_info.json (package version and c
 calibration.json and the test evaluation in eval/ (names: `modeling.run_folder`), so a card
 can be rebuilt from a downloaded folder. Its `model-index` metadata carries the test figures on
 the seen generators, and on held-out (unseen) generators as a result of its own.
+
+The prose is the Jinja template model_card_template.md beside this module, rendered by huggingface_hub's
+`ModelCard.from_template`; this module reads the folder and hands the template figures and tables
+(`card_fields`), and the YAML metadata (`card_data`).
 """
 
 from __future__ import annotations
@@ -33,11 +37,11 @@ from modeling.run_folder import (
 logger = logging.getLogger(__name__)
 
 ARTIFACT_DATASET = "awsaf49/artifact-dataset"  # its Kaggle id; users download it themselves
+TEMPLATE = Path(__file__).with_name("model_card_template.md")  # package data: setup.cfg ships it in the wheel
 
 
 class CardError(RuntimeError):
     """The folder is not a trained model folder."""
-
 
 
 @dataclass
@@ -157,148 +161,6 @@ def card_data(inputs: CardInputs, model_name: str) -> ModelCardData:
     )
 
 
-def _summary_section(inputs: CardInputs, model_name: str, repo_id: str) -> str:
-    cfg = inputs.config
-    threshold = cfg.get("decision_threshold")
-    arch = (f"hidden sizes {cfg.get('hidden_sizes')}, depths {cfg.get('depths')}, stem patch size "
-            f"{cfg.get('patch_size')}")
-    base = inputs.training.get("model_name_or_path") or "random initialisation"
-    lines = [
-        f"# {model_name}",
-        "",
-        "Tells AI-generated images from real photographs. A stock `ConvNextForImageClassification` "
-        f"({arch}; started from {base}) with two labels, `real` and `ai`, and the image processor it was "
-        "trained with. Loads with plain `transformers`, no remote code.",
-        "",
-    ]
-    if threshold is not None:
-        lines.append(
-            f"Scores are calibrated: a temperature of {cfg.get('calibration_temperature') or 1.0:.3f} and a prior "
-            f"shift of {cfg.get('calibration_bias') or 0.0:+.3f} on the logit gap, fitted on the "
-            "validation split, are folded into the classifier head, so the `pipeline` score is the calibrated "
-            f"P(ai). The decision threshold is **{threshold:.4f}** (rule `{cfg.get('decision_threshold_rule')}`, "
-            "chosen on validation), stored in `config.json` as `decision_threshold`."
-        )
-    else:
-        lines.append("Scores are not calibrated; the decision threshold is 0.5.")
-    lines += [
-        "",
-        "## How to use",
-        "",
-        "```python",
-        "from transformers import pipeline",
-        "",
-        f'detector = pipeline("image-classification", model="{repo_id}")',
-        'scores = {r["label"]: r["score"] for r in detector("photo.jpg")}',
-        "threshold = getattr(detector.model.config, \"decision_threshold\", 0.5)",
-        'print("ai" if scores["ai"] >= threshold else "real", round(scores["ai"], 3))',
-        "```",
-        "",
-        "Preprocessing comes from `preprocessor_config.json` (the one used in training); "
-        + _processor_sentence(inputs),
-        "",
-        _provenance(inputs),
-    ]
-    return "\n".join(lines)
-
-
-def _provenance(inputs: CardInputs) -> str:
-    info = inputs.run_info
-    if not info:
-        return "Made by the artifact-detector package (no run_info.json in this folder)."
-    commit = info.get("git_commit") or "not a git checkout"
-    return (f"Made by artifact-detector {info.get('package_version')} (commit {commit}) with transformers "
-            f"{info.get('transformers')} and torch {info.get('torch')}.")
-
-
-def _processor_sentence(inputs: CardInputs) -> str:
-    processor = inputs.training.get("processor", "crop")
-    size = inputs.training.get("image_size")
-    if processor == "crop":
-        return (f"it takes a {size}x{size} center crop at the image's native resolution (zero-padded when "
-                "smaller), so only the central region of a large photo is looked at.")
-    return f"it resizes the short side to {size} (antialiased) and center-crops."
-
-
-def _limitations_section(inputs: CardInputs) -> str:
-    lines = [
-        "## Intended use",
-        "",
-        "- A signal for triage and research: which images deserve a closer look, how detectors behave per "
-        "generator and under common degradations.",
-        "- Not sole evidence for decisions about people (moderation, journalism, legal matters): a score is a "
-        "statistical estimate, and the false-positive rate below is measured on the test sources only.",
-        "",
-        "## Limitations",
-        "",
-        "- It learns traces of the generators it was trained on. Generators that are new or absent from the "
-        "training data can go undetected" + _unseen_clause(inputs) + ".",
-        "- Re-compression, resizing and blur remove the high-frequency traces it relies on"
-        + _robustness_clause(inputs) + ". Screenshots, photos of screens and heavily edited images are out of "
-        "scope.",
-        "- Partly generated images (inpainting, AI edits of a real photo) and non-photographic content (drawings, "
-        "documents) were not evaluated.",
-        "- Real images from sources unlike the training sources can be called ai more often than the per-source "
-        "false-positive rates below suggest.",
-    ]
-    return "\n".join(lines)
-
-
-def _unseen_clause(inputs: CardInputs) -> str:
-    unseen = (inputs.metrics or {}).get("unseen")
-    if not unseen or unseen.get("recall") is None:
-        return ""
-    seen = inputs.metrics.get("seen", {})
-    return (f": on held-out generators the detection rate was {_fmt(unseen['recall'])} against "
-            f"{_fmt(seen.get('recall'))} on seen ones (ROC-AUC {_fmt(unseen.get('roc_auc'))} vs "
-            f"{_fmt(seen.get('roc_auc'))})")
-
-
-def _robustness_clause(inputs: CardInputs) -> str:
-    table = inputs.robustness
-    if table is None or table.empty:
-        return " (no robustness evaluation in this folder)"
-    by_name = table.set_index("degradation")
-    parts = [f"{name}: ROC-AUC {_fmt(float(by_name.loc[name, 'roc_auc']))}"
-             for name in by_name.index if name != "original"]
-    original = _fmt(float(by_name.loc["original", "roc_auc"])) if "original" in by_name.index else "n/a"
-    return f"; measured on the test images (original ROC-AUC {original}): " + ", ".join(parts)
-
-
-def _data_section(inputs: CardInputs) -> str:
-    t = inputs.training
-    kind = _data_kind(inputs)
-    if kind == "demo":
-        intro = ("Synthetic demo data generated offline by `modeling/data/demo.py` (procedural scenes and textures "
-                 "as real; the same kind of content passed through upsampling decoders as ai), made the ArtiFact "
-                 "way (random square crop, resize to 200, JPEG 65-100 for both classes). **This is a demo model, "
-                 "not a detector for real-world images.**")
-    elif kind == "folder":
-        intro = f"The user's own images under `{t.get('data_dir')}`, laid out as `real/` and `ai/` folders."
-    else:
-        intro = ("[ArtiFact](https://www.kaggle.com/datasets/awsaf49/artifact-dataset) (Rahman et al., ICIP 2023): "
-                 "about 2.5M 200x200 JPEG images, 8 real sources and 25 generators, each image cropped, resized to "
-                 "200 and JPEG-compressed at quality 65-100 whatever its class, so size and format carry no label.")
-
-    def quota(n: Any) -> str:
-        return "all" if not n or int(n) <= 0 else str(n)
-
-    recipe = [
-        f"- Subset: {quota(t.get('num_real'))} real and {quota(t.get('num_ai'))} ai images, each label's quota spread "
-        f"evenly over its sources (a source short of its share gives all it has); "
-        + (f"at most {t['max_per_source']} per source." if t.get("max_per_source") else "no per-source cap."),
-        f"- Split seeded and stratified by source and label: validation {t.get('validation_fraction')}, "
-        f"test {t.get('test_fraction')}; seed {t.get('data_seed') or t.get('seed')}.",
-        "- Generators held out of training entirely (the unseen test): "
-        f"{', '.join(t.get('holdout_generators') or []) or 'none'}.",
-        "- The exact images are listed in `manifest.csv` in this repository.",
-    ]
-    lines = ["## Training data", "", intro, "", *recipe]
-    if inputs.manifest_counts is not None:
-        lines += ["", "Images per source and split:", "", markdown_table(inputs.manifest_counts)]
-    return "\n".join(lines)
-
-
 TRAINING_KEYS = (
     "model_name_or_path", "hidden_sizes", "depths", "patch_size", "layer_scale_init_value", "processor", "image_size",
     "train_crop_size", "num_train_epochs", "max_steps", "per_device_train_batch_size", "gradient_accumulation_steps",
@@ -308,115 +170,158 @@ TRAINING_KEYS = (
     "self_fake_processing", "self_fake_learned_prob", "class_weighting", "fp16", "seed",
 )
 
+# The values below fill TEMPLATE. Each section's function returns the same keys whatever the folder holds (None
+# where a file is absent), so the template's conditionals see every name. Jinja reads `x.key` as getattr first:
+# keys of the nested dicts must not be dict method names (items, values, keys, get, ...).
 
-def _training_section(inputs: CardInputs) -> str:
+
+def _summary_fields(inputs: CardInputs) -> dict[str, Any]:
+    """The model, its calibration as folded into config.json, its preprocessing and the run that made it."""
+    cfg, training, info = inputs.config, inputs.training, inputs.run_info
+    threshold = cfg.get("decision_threshold")
+    return {
+        "hidden_sizes": cfg.get("hidden_sizes"),
+        "depths": cfg.get("depths"),
+        "patch_size": cfg.get("patch_size"),
+        "base_model": training.get("model_name_or_path") or None,
+        "decision_threshold": None if threshold is None else f"{threshold:.4f}",  # None: not calibrated
+        "decision_threshold_rule": cfg.get("decision_threshold_rule"),
+        "calibration_temperature": f"{cfg.get('calibration_temperature') or 1.0:.3f}",
+        "calibration_bias": f"{cfg.get('calibration_bias') or 0.0:+.3f}",
+        "processor": training.get("processor", "crop"),
+        "image_size": training.get("image_size"),
+        "provenance": {k: info.get(k) for k in ("package_version", "git_commit", "transformers", "torch")}
+        if info else None,
+    }
+
+
+def _limitation_fields(inputs: CardInputs) -> dict[str, Any]:
+    """The measured side of two limitations: the unseen-generator gap and the robustness ROC-AUCs."""
+    metrics = inputs.metrics or {}
+    unseen, seen = metrics.get("unseen"), metrics.get("seen", {})
+    gap = None
+    if unseen and unseen.get("recall") is not None:
+        gap = {"recall_unseen": _fmt(unseen["recall"]), "recall_seen": _fmt(seen.get("recall")),
+               "roc_auc_unseen": _fmt(unseen.get("roc_auc")), "roc_auc_seen": _fmt(seen.get("roc_auc"))}
+    return {"unseen_gap": gap, "robustness_roc_auc": _robustness_roc_auc(inputs.robustness)}
+
+
+def _robustness_roc_auc(table: pd.DataFrame | None) -> dict[str, Any] | None:
+    """ROC-AUC on the original test images and on each degraded copy (None: no robustness evaluation)."""
+    if table is None or table.empty:
+        return None
+    by_name = table.set_index("degradation")
+    degraded = [(name, _fmt(float(by_name.loc[name, "roc_auc"]))) for name in by_name.index if name != "original"]
+    original = _fmt(float(by_name.loc["original", "roc_auc"])) if "original" in by_name.index else "n/a"
+    return {"original": original, "degraded": degraded}
+
+
+def _quota(n: Any) -> Any:
+    """A subset size as configured; None where the run took all images (0 or negative)."""
+    return None if not n or int(n) <= 0 else n
+
+
+def _data_fields(inputs: CardInputs) -> dict[str, Any]:
+    """Where the images came from, how the subset and the split were drawn, and what came out."""
+    t = inputs.training
+    counts = inputs.manifest_counts
+    return {
+        "data_kind": _data_kind(inputs),
+        "data_dir": t.get("data_dir"),
+        "num_real": _quota(t.get("num_real")),
+        "num_ai": _quota(t.get("num_ai")),
+        "max_per_source": t.get("max_per_source"),
+        "validation_fraction": t.get("validation_fraction"),
+        "test_fraction": t.get("test_fraction"),
+        "data_seed": t.get("data_seed") or t.get("seed"),
+        "holdout_generators": list(t.get("holdout_generators") or []),
+        "manifest_table": None if counts is None else markdown_table(counts),
+    }
+
+
+def _training_fields(inputs: CardInputs) -> dict[str, Any]:
+    """The settings that shape the model, as training resolved them."""
     rows = [(k, str(inputs.training[k])) for k in TRAINING_KEYS if k in inputs.training]  # exact values, e.g. 5e-05
-    lines = ["## Training configuration", ""]
-    if rows:
-        lines += [markdown_table(pd.DataFrame(rows, columns=["setting", "value"])), "",
-                  "The full resolved configuration is `training_config.yaml` (reload it with `--config`)."]
-    else:
-        lines.append("No `training_config.yaml` in this folder.")
-    return "\n".join(lines)
+    return {"training_table": markdown_table(pd.DataFrame(rows, columns=["setting", "value"])) if rows else None}
 
 
-def _evaluation_section(inputs: CardInputs) -> str:
+def _operating_point(metrics: dict[str, Any]) -> dict[str, Any]:
+    """The decision threshold's consequences: what users of the label get."""
+    point = metrics.get("operating_point") or {}
+    unseen = point.get("detection_rate_unseen")
+    return {
+        "threshold": _fmt(metrics.get("decision_threshold")),
+        "rule": metrics.get("decision_threshold_rule"),
+        "false_positive_rate_real": _fmt(point.get("false_positive_rate_real")),
+        "detection_rate_seen": _fmt(point.get("detection_rate_seen")),
+        "detection_rate_unseen": None if unseen is None else _fmt(unseen),
+    }
+
+
+def _evaluation_fields(inputs: CardInputs) -> dict[str, Any]:
+    """The test evaluation in eval/: headline table, operating point, per-source and robustness tables, plots."""
     m = inputs.metrics
-    lines = ["## Evaluation", ""]
+    fields: dict[str, Any] = {
+        "test_data": None, "ece_bins": ECE_BINS, "unseen_evaluated": False, "operating_point": None,
+        "metrics_table": None, "per_source_table": None, "robustness_table": None, "plots": [],
+    }
     if not m:
-        lines.append("This folder holds no evaluation (`eval/metrics.json`); run `scripts/evaluate.py`.")
-        return "\n".join(lines)
+        return fields
     sections = [s for s in SECTIONS if s in m]
     columns = {"metric": list(REPORT_KEYS), **{s: [m[s].get(k) for k in REPORT_KEYS] for s in sections}}
-    table = pd.DataFrame(columns, dtype=object)  # object: counts stay integers
-    lines += [
-        f"Test data: {m.get('data')}. Thresholded figures use the decision threshold "
-        f"{_fmt(m.get('decision_threshold'))}; recall is the detection rate of ai images, the false-positive rate "
-        f"the share of real images called ai. ECE uses {ECE_BINS} equal-width bins of P(ai)."
-        + (" *seen*: generators present in training; *unseen*: held-out generators against the same real "
-           "images." if "unseen" in sections else ""),
-        "",
-        _operating_point(m),
-        "",
-        markdown_table(table),
-    ]
-    if inputs.per_source is not None:
-        lines += ["", "### Per source", "", markdown_table(inputs.per_source)]
-    if inputs.robustness is not None:
-        lines += ["", "### Robustness", "",
-                  "The same test images, degraded before preprocessing (JPEG re-save at quality 95/75/50, downscale "
-                  "by 0.5, Gaussian blur sigma 1, WebP re-encode):", "", markdown_table(inputs.robustness)]
-    figures = [f"![{title}]({EVAL_DIR}/{name})" for name, title in PLOTS.items()
-               if (inputs.model_dir / EVAL_DIR / name).is_file()]
-    if figures:
-        lines += ["", "### Plots", "", *figures]
-    return "\n".join(lines)
+    return {
+        **fields,
+        "test_data": m.get("data"),
+        "unseen_evaluated": "unseen" in sections,
+        "operating_point": _operating_point(m),
+        "metrics_table": markdown_table(pd.DataFrame(columns, dtype=object)),  # object: counts stay integers
+        "per_source_table": None if inputs.per_source is None else markdown_table(inputs.per_source),
+        "robustness_table": None if inputs.robustness is None else markdown_table(inputs.robustness),
+        "plots": [(title, f"{EVAL_DIR}/{name}") for name, title in PLOTS.items()
+                  if (inputs.model_dir / EVAL_DIR / name).is_file()],
+    }
 
 
-def _operating_point(metrics: dict[str, Any]) -> str:
-    """The decision threshold's consequences in one sentence: what users of the label get."""
-    point = metrics.get("operating_point") or {}
-    text = (f"**Operating point** (threshold {_fmt(metrics.get('decision_threshold'))}, rule "
-            f"`{metrics.get('decision_threshold_rule')}`): false-positive rate on real test images "
-            f"{_fmt(point.get('false_positive_rate_real'))}, detection rate on seen generators "
-            f"{_fmt(point.get('detection_rate_seen'))}")
-    if point.get("detection_rate_unseen") is not None:
-        text += f", on held-out (unseen) generators {_fmt(point['detection_rate_unseen'])}"
-    return text + "."
-
-
-def _calibration_section(inputs: CardInputs) -> str:
+def _calibration_fields(inputs: CardInputs) -> dict[str, Any]:
+    """The fit recorded in calibration.json, with the validation figures before and after it."""
     c = inputs.calibration
-    lines = ["## Calibration", ""]
     if not c:
-        lines.append("Not calibrated (no `calibration.json`).")
-        return "\n".join(lines)
-    lines += [
-        f"Temperature and prior shift fitted on {c['n_images']} validation images: T = {c['temperature']:.3f}, "
-        f"shift {c.get('bias', 0.0):+.3f} on the ai - real logit gap, folded into the classifier's weight and bias. "
-        "Measured on that validation split:",
-        "",
-        markdown_table(pd.DataFrame({
-            "": ["ECE", "Brier score", "NLL"],
-            "before": [c["ece_before"], c["brier_before"], c["nll_before"]],
-            "after": [c["ece_after"], c["brier_after"], c["nll_after"]],
-        })),
-        "",
-        f"Decision threshold {c['decision_threshold']:.4f} by rule `{c['decision_threshold_rule']}` "
-        "(`max_accuracy`: best validation accuracy; `target_fpr=r`: lowest threshold whose validation "
-        "false-positive rate is at most r).",
-    ]
-    return "\n".join(lines)
+        return {"calibration": None}
+    table = pd.DataFrame({
+        "": ["ECE", "Brier score", "NLL"],
+        "before": [c["ece_before"], c["brier_before"], c["nll_before"]],
+        "after": [c["ece_after"], c["brier_after"], c["nll_after"]],
+    })
+    return {"calibration": {
+        "n_images": c["n_images"],
+        "temperature": f"{c['temperature']:.3f}",
+        "bias": f"{c.get('bias', 0.0):+.3f}",
+        "table": markdown_table(table),
+        "decision_threshold": f"{c['decision_threshold']:.4f}",
+        "decision_threshold_rule": c["decision_threshold_rule"],
+    }}
 
 
-def _reproduce_section(inputs: CardInputs) -> str:
-    data_dir = inputs.training.get("data_dir", "DATA_DIR")
-    return "\n".join([
-        "## Reproduce",
-        "",
-        "```bash",
-        "accelerate launch scripts/train.py --config training_config.yaml --manifest manifest.csv "
-        f"--data_dir {data_dir}",
-        f"python scripts/evaluate.py --model MODEL_DIR --data_dir {data_dir} --robustness",
-        "```",
-    ])
+def card_fields(inputs: CardInputs, model_name: str, repo_id: str) -> dict[str, Any]:
+    """Every value the template uses: figures formatted, tables rendered, None where the folder lacks a file."""
+    return {
+        "model_name": model_name,
+        "repo_id": repo_id,
+        **_summary_fields(inputs),
+        **_limitation_fields(inputs),
+        **_data_fields(inputs),
+        **_training_fields(inputs),
+        **_evaluation_fields(inputs),
+        **_calibration_fields(inputs),
+    }
 
 
 def build_model_card(model_dir: str | Path, repo_id: str | None = None) -> ModelCard:
     """The card for a model folder; `repo_id` goes into the usage snippet (default: the folder path)."""
     inputs = read_card_inputs(model_dir)
     model_name = (repo_id or Path(model_dir).resolve().name).split("/")[-1]
-    data = card_data(inputs, model_name)
-    body = "\n\n".join([
-        _summary_section(inputs, model_name, repo_id or str(model_dir)),
-        _limitations_section(inputs),
-        _data_section(inputs),
-        _training_section(inputs),
-        _evaluation_section(inputs),
-        _calibration_section(inputs),
-        _reproduce_section(inputs),
-    ])
-    return ModelCard(f"---\n{data.to_yaml()}\n---\n\n{body}\n")
+    fields = card_fields(inputs, model_name, repo_id or str(model_dir))
+    return ModelCard.from_template(card_data(inputs, model_name), template_path=str(TEMPLATE), **fields)
 
 
 def write_model_card(model_dir: str | Path, repo_id: str | None = None) -> Path:
