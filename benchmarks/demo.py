@@ -3,13 +3,13 @@
     python scripts/benchmark.py demo --seeds 5                       # configs/demo.yaml, seeds 0..4, data/demo
     python scripts/benchmark.py demo --seeds 5 --dataset outside     # the same recipe on the outside set
     python scripts/benchmark.py demo --seeds 5 --dataset resampled   # demo content, ArtiFact's full crop/resize
-    python scripts/benchmark.py demo --seeds 5 --dataset blind       # used once untuned, then tuned on
-    python scripts/benchmark.py demo --seeds 5 --dataset sealed      # held out: run once, on the fixed recipe
+    python scripts/benchmark.py demo --seeds 5 --dataset blind       # another tuning set
+    python scripts/benchmark.py demo --seeds 5 --dataset sealed      # the held-out set: never tuned on
     python scripts/benchmark.py demo --seeds 5 -- --self_fake_prob 0 # an ablation: overrides after --
 
 The data is generated once (data/demo; data/outside, data/blind or data/sealed from the modules of those
-names, sets made differently from the demo's and from each other, of which only the sealed one has not been
-tuned on; or data/demo_resampled: the demo's sources with ArtiFact's real finish, a crop of 160..min(W, H)
+names, sets made differently from the demo's and from each other; which one is used for what:
+docs/recipe.md; or data/demo_resampled: the demo's sources with ArtiFact's real finish, a crop of 160..min(W, H)
 resized to 200, so every trace is resampled as in ArtiFact); then each seed is one fresh
 `scripts/train.py` process, timed from start to exit like a user's run. Printed per seed: test
 ROC-AUC on the seen generators and on the held-out one, the first step whose validation ROC-AUC
@@ -26,19 +26,17 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 from benchmarks import DEMO_CONFIG, TRAIN_SCRIPT
+from benchmarks.sets import SETS
 from modeling.config import parse_config
 from modeling.data.demo import DEMO_DATA_DIR, DemoSpec, demo_data_exists, make_demo_data
+from modeling.data.generated import set_exists, write_set
 from modeling.run_folder import RunFolder, results_file
 
-OUTSIDE_DIR = Path("data/outside")
-OUTSIDE_IMAGES_PER_SOURCE = 300
-BLIND_DIR = Path("data/blind")
-SEALED_DIR = Path("data/sealed")
+SET_IMAGES_PER_SOURCE = 300  # the evaluation sets' size (per AI source), seed 0
 RESAMPLED_DIR = Path("data/demo_resampled")
 # ArtiFact's finish as ARTIFACT_FORMAT.md states it: a square side of 160..min(W, H), resized to 200;
 # renders up to 260 px give scales 0.77..1.25 (the demo's 200..200 crop keeps native pixels)
@@ -50,7 +48,7 @@ COLUMNS = ("seen_roc_auc", "unseen_roc_auc", "steps_to_val_0.9", "wall_s")
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seeds", type=int, default=5, help="Train with seeds 0..N-1.")
     parser.add_argument("--first_seed", type=int, default=0)
-    parser.add_argument("--dataset", choices=("demo", "outside", "resampled", "blind", "sealed"), default="demo")
+    parser.add_argument("--dataset", choices=("demo", "resampled", *SETS), default="demo")
     parser.add_argument("--config", default=str(DEMO_CONFIG), help="Training YAML (default: the demo's).")
     parser.add_argument("--output_dir", default="outputs/benchmark_demo")
     parser.add_argument("overrides", nargs=argparse.REMAINDER, help="-- then training overrides (--key value).")
@@ -58,18 +56,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def prepare_data(dataset: str, config: str, overrides: list[str]) -> list[str]:
     """Generate the data once; the training arguments that point a run at it."""
-    if dataset == "blind":
-        from benchmarks.sets import blind as blind_data
-
-        return generated_set(BLIND_DIR, blind_data.SOURCES, blind_data.make_blind_data)
-    if dataset == "sealed":
-        from benchmarks.sets import sealed as sealed_data
-
-        return generated_set(SEALED_DIR, sealed_data.SOURCES, sealed_data.make_sealed_data)
-    if dataset == "outside":
-        from benchmarks.sets import outside as outside_data
-
-        return generated_set(OUTSIDE_DIR, outside_data.SOURCES, outside_data.make_outside_data)
+    if dataset in SETS:  # made differently from the demo's: trained on whole, no generator held out
+        spec = SETS[dataset]
+        if not set_exists(spec, spec.root):
+            write_set(spec, spec.root, SET_IMAGES_PER_SOURCE, seed=0)
+        return ["--data_dir", str(spec.root), "--holdout_generators", "none"]
     per_source = parse_config(["--config", config, *overrides]).data.demo_images_per_source
     if dataset == "resampled":
         if not demo_data_exists(RESAMPLED_DIR):
@@ -78,13 +69,6 @@ def prepare_data(dataset: str, config: str, overrides: list[str]) -> list[str]:
     if not demo_data_exists(DEMO_DATA_DIR):
         make_demo_data(DEMO_DATA_DIR, DemoSpec(images_per_source=per_source))
     return []
-
-
-def generated_set(folder: Path, sources: Sequence[str], make: Callable[..., Path]) -> list[str]:
-    """A set made differently from the demo's (outside, blind): generated once, then trained on whole."""
-    if not all((folder / s / "metadata.csv").is_file() for s in sources):
-        make(folder, images_per_source=OUTSIDE_IMAGES_PER_SOURCE, seed=0)
-    return ["--data_dir", str(folder), "--holdout_generators", "none"]
 
 
 def _overrides(args: argparse.Namespace) -> list[str]:

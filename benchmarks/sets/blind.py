@@ -1,11 +1,7 @@
-"""A blind test set in the ArtiFact layout, made differently from both the demo data and the outside set.
+"""The blind set: an evaluation set in the ArtiFact layout, made differently from the demo data and the outside set.
 
-Why it exists: the detector recipe is tuned on the demo data and measured, while it is tuned, on the
-outside set (`benchmarks.sets.outside`), so both have been looked at. This set was made after
-the recipe's tuning began, its difficulty set only with a plain CNN (`benchmarks.baseline_cnn`),
-and the recipe was trained on it once to report an honest figure (median test ROC-AUC 0.748, below the
-plain CNN's 0.893). That figure sent the recipe back to tuning, on this set too: it is now a tuning set,
-and `benchmarks.sets.sealed` is the held-out one.
+The recipe is tuned on it (it is a tuning set; `benchmarks.sets.sealed` is the held-out one). Its trace strengths
+were set with a plain CNN only (`benchmarks.baseline_cnn`), never with the recipe.
 
 Real sources (target 0), each scene rendered at 1x-2x the image size, blurred by a lens and shrunk by
 area averaging onto the sensor grid, then a full-RGB (three-chip, no colour filter array) sensor:
@@ -28,9 +24,8 @@ AI sources (each applied to the images of both real sources, picked per image, s
   real content), two-stage residual vector quantisation with k-means codebooks, linear patch
   un-embedding (blocky seams on the patch grid).
 
-Every generator's weights are fixed by GENERATOR_SEED (they do not change between images or with the
-dataset seed). Both classes then get ArtiFact's finish (`modeling.data.demo.artifact_postprocess`): a
-random square crop of side 160..min(W, H), a resize to 200 and a JPEG save at quality 65..100.
+GENERATOR_SEED fixes every generator's weights, whatever the dataset seed. `synthetic.finished_image` makes each
+image from these parts and gives both classes ArtiFact's finish.
 """
 
 from __future__ import annotations
@@ -38,39 +33,21 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from functools import cache, lru_cache
-from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from PIL import Image, ImageDraw
 
-from benchmarks.sets.synthetic import (
-    blur,
-    pixel_grid,
-    random_colour,
-    shrink,
-    to_array,
-    to_tensor,
-    write_set,
-)
-from modeling.data.demo import artifact_postprocess  # ArtiFact's finish, one owner
+from benchmarks.sets import synthetic
+from benchmarks.sets.synthetic import blur, pixel_grid, random_colour, shrink, to_array, to_tensor
 
-RENDER_MIN, RENDER_MAX = 200, 264  # image side before the finish, rounded down to a multiple of 8
-MIN_CROP = 160
 GENERATOR_SEED = 5_190_827  # fixes every generator's weights, independently of the dataset seed
-REAL_SOURCES = ("materials", "renders")
-AI_SOURCES = ("spectral_sr", "wavelet_synth", "patch_vq")
-SOURCES = REAL_SOURCES + AI_SOURCES
-TARGETS = {"materials": 0, "renders": 0, "spectral_sr": 4, "wavelet_synth": 8, "patch_vq": 9}
-CATEGORIES = {"materials": ("turing", "marble", "weave"), "renders": ("spheres", "plants", "cells")}
-REAL_SHARE = 1.5  # images per real source = 1.5 x images_per_source: as many real as AI images in all
-# trace strengths, set once with the plain CNN (baseline_cnn.py, 600 steps, the three families together) so it
-# lands between chance and trivial, near its 0.81 / 0.82 / 0.87 (seeds 0-2) on the outside set; then frozen.
-# Seed 0 on the way: 0.58 (first guess), 0.69, 0.83, 0.94 (spec 0.06 / ring 2.0, wav 0.25 / 0.035, vq 16 dims /
-# 128 codes), 0.89 (these values; seeds 0-2: 0.89 / 0.79 / 0.93). Slightly weaker ones moved the figure a lot,
-# since the CNN picks up some of the three traces and not others: spec 0.045, wav 0.2, vq 224 codes gave
-# 0.76 / 0.75 / 0.73; spec 0.04 alone 0.86 / 0.68 / 0.90.
+TARGETS = {"materials": 0, "renders": 0, "spectral_sr": 4, "wavelet_synth": 8, "patch_vq": 9}  # in source order
+CATEGORIES = {"materials": ("turing", "marble", "weave"), "renders": ("spheres", "plants", "cells")}  # per real source
+REAL_SOURCES = tuple(CATEGORIES)
+# trace strengths, set with the plain CNN (baseline_cnn.py, 600 steps, the three families together) so that it lands
+# between chance and trivial, as on the outside set; frozen: every image depends on them
 STRENGTH = {
     "spec_ring": 1.5,  # gain of the boost just below the Fourier cutoff (ringing)
     "spec_detail": 0.05,  # rms of the shaped detail above the cutoff (image values in 0..1)
@@ -530,50 +507,12 @@ def _patch_vq(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 GENERATORS = {"spectral_sr": _spectral_sr, "wavelet_synth": _wavelet_synth, "patch_vq": _patch_vq}
 
 
-# ---------------------------------------------------------------- the writer (ArtiFact's finish: data/demo.py)
-def images_in(source: str, images_per_source: int) -> int:
-    """Images of `source`: REAL_SHARE times more for each real source, so the two classes are the same size."""
-    return round(images_per_source * REAL_SHARE) if source in REAL_SOURCES else images_per_source
-
-
-def make_image(source: str, index: int, seed: int) -> tuple[bytes, str]:
-    """JPEG bytes and category of image `index` of `source`: a pure function of its arguments (at a fixed torch
-    thread count: the workers run one, and a convolution's float sums depend on it)."""
-    rng = np.random.default_rng([seed, SOURCES.index(source), index])
-    size = int(rng.integers(RENDER_MIN, RENDER_MAX + 1)) // 8 * 8
-    content = source if source in REAL_SOURCES else str(rng.choice(REAL_SOURCES))
-    img, category = _real_image(content, rng, size)
-    if source in GENERATORS:
-        img = GENERATORS[source](img, rng)
-    return artifact_postprocess(img, rng, min_side=MIN_CROP), category
-
-
-def _make_image_job(job: tuple[str, int, int]) -> tuple[bytes, str]:
-    return make_image(*job)
-
-
-def make_blind_data(root: str | Path, images_per_source: int = 300, seed: int = 0, progress: bool = True) -> Path:
-    """Write the blind test set under `root` in the ArtiFact layout; returns the root.
-
-    images_per_source images for each AI source, 1.5 times as many for each real one. Deterministic:
-    the same (seed, images_per_source) writes byte-identical files, on any number of workers.
-    """
-    jobs = {s: [(s, i, seed) for i in range(images_in(s, images_per_source))] for s in SOURCES}
-    return write_set(root, jobs, _make_image_job, TARGETS, "blind data", progress)
-
-
-if __name__ == "__main__":
-    import argparse
-    import time
-
-    parser = argparse.ArgumentParser(
-        description="Write the blind (frozen, report-once) test set in the ArtiFact layout."
-    )
-    parser.add_argument("--root", default="data/blind")
-    parser.add_argument("--images_per_source", type=int, default=300)
-    parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args()
-    start = time.time()
-    out = make_blind_data(args.root, args.images_per_source, args.seed)
-    n = sum(images_in(s, args.images_per_source) for s in SOURCES)
-    print(f"wrote {n} images to {out} in {time.time() - start:.1f} s")
+# ---------------------------------------------------------------- the set
+BLIND = synthetic.camera_set(
+    "blind",
+    TARGETS,
+    CATEGORIES,
+    _real_image,
+    GENERATORS,
+    description="materials and renders through a three-chip camera; Fourier, wavelet and patch-VQ generators",
+)

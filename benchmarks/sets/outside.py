@@ -1,8 +1,7 @@
-"""An independent "outside" test set in the ArtiFact layout, made differently from the demo data.
+"""The outside set: an evaluation set in the ArtiFact layout, made differently from the demo data.
 
-Why it exists: the demo trains on procedural 1/f scenes and two upsampling fingerprints; a recipe
-tuned there must also be measured on data it was never tuned on. This module makes such data with
-other content and other "generator" fingerprints, and is frozen: do not tune a detector against it.
+The demo trains on procedural 1/f scenes and two upsampling fingerprints; this set has other content and other
+"generator" fingerprints, so that a recipe tuned on the demo is also measured on data unlike it.
 
 Real sources (target 0):
 - ``photo_crops``: crops of photographs bundled offline with the installed packages (scikit-learn's
@@ -29,12 +28,8 @@ resize to 200 (PIL, antialiased when shrinking, bicubic when enlarging), JPEG at
 
 from __future__ import annotations
 
-import csv
 import importlib.util
-import multiprocessing as mp
 import string
-from collections.abc import Iterable
-from concurrent.futures import ProcessPoolExecutor
 from functools import cache, lru_cache
 from pathlib import Path
 
@@ -43,9 +38,10 @@ import torch
 import torch.nn.functional as F
 from PIL import Image, ImageDraw, ImageFilter, ImageFont
 from torch import nn
-from tqdm.auto import tqdm
 
+from benchmarks.sets.synthetic import resize, to_array, to_tensor
 from modeling.data.demo import artifact_postprocess  # ArtiFact's finish, one owner
+from modeling.data.generated import GeneratedSet
 
 RENDER_MIN, RENDER_MAX = 200, 260
 MIN_CROP = 160
@@ -61,7 +57,7 @@ TARGETS = {
     "diffusion_like": 3,
     "tiny_autoencoder": 7,
 }
-# trace strengths, set once so a plain CNN lands between chance and trivial; then frozen
+# trace strengths, set so that a plain CNN lands between chance and trivial; frozen: every image depends on them
 STRENGTH = {
     "sr_phase_gain": 0.03,  # per-phase gain spread of the sub-pixel filters
     "sr_ripple": 0.01,  # per-phase filter perturbation
@@ -97,22 +93,6 @@ def _photo(name: str) -> Image.Image:
     """One bundled photograph, loaded once per process."""
     package, rel = PHOTOS[name]
     return Image.open(_package_file(package, rel)).convert("RGB")
-
-
-def _to_t(img: np.ndarray) -> torch.Tensor:
-    """(H, W, 3) float array -> (1, 3, H, W) tensor."""
-    return torch.from_numpy(np.ascontiguousarray(img, dtype=np.float32)).permute(2, 0, 1)[None]
-
-
-def _to_np(x: torch.Tensor) -> np.ndarray:
-    """(1, 3, H, W) tensor -> (H, W, 3) float32 array."""
-    return x[0].permute(1, 2, 0).contiguous().numpy().astype(np.float32)
-
-
-def _pil_resize(img: np.ndarray, w: int, h: int, method: Image.Resampling) -> np.ndarray:
-    """Resize a float RGB image per channel in PIL's float mode (antialiased when shrinking)."""
-    chans = [np.asarray(Image.fromarray(img[..., c]).resize((w, h), method)) for c in range(3)]
-    return np.stack(chans, axis=-1).astype(np.float32)
 
 
 def _gauss_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
@@ -279,7 +259,7 @@ def _bayer_masks(h: int, w: int, oy: int, ox: int) -> torch.Tensor:
 
 def _camera(rng: np.random.Generator, linear: np.ndarray) -> np.ndarray:
     """Lens blur, RGGB Bayer sampling with shot + read noise, bilinear demosaicing, tone curve."""
-    x = _gauss_blur(_to_t(linear * rng.uniform(0.6, 1.1)), float(rng.uniform(0.45, 0.9)))[0]
+    x = _gauss_blur(to_tensor(linear * rng.uniform(0.6, 1.1)), float(rng.uniform(0.45, 0.9)))[0]
     _, h, w = x.shape
     masks = _bayer_masks(h, w, int(rng.integers(2)), int(rng.integers(2)))
     raw = (x * masks).sum(0)
@@ -341,7 +321,7 @@ def _espcn_weights() -> dict[str, torch.Tensor]:
 def _pixelshuffle_sr(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """ESPCN-style x2 super-resolution from an antialiased x2 latent: period-2 sub-pixel traces."""
     h, w = img.shape[:2]
-    lr = _to_t(_pil_resize(img, w // 2, h // 2, Image.Resampling.BICUBIC))
+    lr = to_tensor(resize(img, w // 2, h // 2, Image.Resampling.BICUBIC))
     wt = _espcn_weights()
     lin = F.conv2d(F.pad(lr, (2, 2, 2, 2), mode="reflect"), wt["head"])
     pre = F.conv2d(F.pad(lr, (1, 1, 1, 1), mode="reflect"), wt["w1"])
@@ -349,7 +329,7 @@ def _pixelshuffle_sr(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     feat = torch.tanh(pre + bias) - torch.tanh(bias)  # hallucinated detail at structure, zero on flat areas
     detail = F.conv2d(F.pad(feat, (1, 1, 1, 1), mode="reflect"), wt["w2"])
     out = F.pixel_shuffle(lin + STRENGTH["sr_detail"] * detail, 2)
-    return _to_np(out)
+    return to_array(out)
 
 
 @cache
@@ -378,7 +358,7 @@ def _decoder_stage(x: torch.Tensor, wt: dict[str, torch.Tensor], s: int) -> torc
 
 def _random_decoder(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """Hierarchical latent (x4 top + quantised x2 residual) decoded by a fixed random CNN."""
-    x = _to_t(img)
+    x = to_tensor(img)
     mid = F.avg_pool2d(_gauss_blur(x, 0.6), 2)
     top = F.avg_pool2d(mid, 2)
     q = STRENGTH["dec_quant"]
@@ -390,7 +370,7 @@ def _random_decoder(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     f = _decoder_stage(f, wt, 1)
     detail = F.conv2d(f[:, 3:], wt["head"])
     detail = detail - detail.mean(dim=(2, 3), keepdim=True)
-    return _to_np(f[:, :3] + STRENGTH["dec_detail"] * detail)
+    return to_array(f[:, :3] + STRENGTH["dec_detail"] * detail)
 
 
 @cache
@@ -422,12 +402,12 @@ def _diffusion_like(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """x2 latent + shaped noise, filter-bank denoiser, Lanczos x2 and unsharp masking."""
     h, w = img.shape[:2]
     wt = _diffusion_weights()
-    lr = _to_t(_pil_resize(img, w // 2, h // 2, Image.Resampling.LANCZOS))
+    lr = to_tensor(resize(img, w // 2, h // 2, Image.Resampling.LANCZOS))
     eps = torch.from_numpy(rng.standard_normal((1, 3, h // 2, w // 2)).astype(np.float32))
     eps = F.conv2d(F.pad(eps, (2, 2, 2, 2), mode="reflect"), wt["shape"], groups=3)
     eps = torch.einsum("ij,bjhw->bihw", wt["mix"], eps)
     x = _shrink_denoise(lr + STRENGTH["dif_noise"] * eps, wt["bank"], STRENGTH["dif_shrink"])
-    up = Image.fromarray((np.clip(_to_np(x), 0, 1) * 255 + 0.5).astype(np.uint8))
+    up = Image.fromarray((np.clip(to_array(x), 0, 1) * 255 + 0.5).astype(np.uint8))
     up = up.resize((w, h), Image.Resampling.LANCZOS)
     up = up.filter(ImageFilter.UnsharpMask(radius=1.2, percent=STRENGTH["dif_sharpen"], threshold=0))
     return np.asarray(up, dtype=np.float32) / 255.0
@@ -476,89 +456,37 @@ def _tiny_autoencoder(img: np.ndarray, rng: np.random.Generator, state: dict[str
     model = TinyAutoencoder(int(STRENGTH["ae_latent"]))
     model.load_state_dict({k: torch.from_numpy(v) for k, v in state.items()})
     with torch.no_grad():
-        return _to_np(model(_to_t(img)))
+        return to_array(model(to_tensor(img)))
 
 
 GENERATORS = {"pixelshuffle_sr": _pixelshuffle_sr, "random_decoder": _random_decoder, "diffusion_like": _diffusion_like}
 
 
-# ---------------------------------------------------------------- the writer (ArtiFact's finish: data/demo.py)
-def make_image(source: str, index: int, seed: int, ae_state: dict[str, np.ndarray] | None = None) -> tuple[bytes, str]:
-    """JPEG bytes and category of image `index` of `source`: a pure function of its arguments."""
+# ---------------------------------------------------------------- one image, and the set
+def make_image(source: str, index: int, seed: int, prepared: dict[str, np.ndarray] | None = None) -> tuple[bytes, str]:
+    """JPEG bytes and category of image `index` of `source`: a pure function of its arguments (at a fixed torch
+    thread count). `prepared` is the trained autoencoder's state, which only tiny_autoencoder images need."""
     rng = np.random.default_rng([seed, SOURCES.index(source), index])
     size = int(rng.integers(RENDER_MIN, RENDER_MAX + 1)) // 4 * 4
     content = source if source in REAL_SOURCES else str(rng.choice(REAL_SOURCES))
     img, category = CONTENT[content](rng, size)
     if source == "tiny_autoencoder":
-        if ae_state is None:
+        if prepared is None:
             raise ValueError("tiny_autoencoder needs the trained autoencoder's state")
-        img = _tiny_autoencoder(img, rng, ae_state)
+        img = _tiny_autoencoder(img, rng, prepared)
     elif source in AI_SOURCES:
         img = GENERATORS[source](img, rng)
     return artifact_postprocess(img, rng, min_side=MIN_CROP), category
 
 
-def _make_image_job(job: tuple[str, int, int, dict[str, np.ndarray] | None]) -> tuple[bytes, str]:
-    return make_image(*job)
-
-
-def _init_worker() -> None:
-    """One torch thread per worker: the pool already uses every core, and results stay deterministic."""
-    torch.set_num_threads(1)
-
-
-def _write_source(root: Path, source: str, results: Iterable[tuple[bytes, str]], bar: tqdm) -> None:
-    """Write one source's images, then its metadata.csv (last, so a complete folder is marked complete)."""
-    folder = root / source
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "metadata.csv").unlink(missing_ok=True)
-    rows = []
-    for i, (data, category) in enumerate(results):
-        rel = f"{category}/img{i:06d}.jpg"
-        (folder / category).mkdir(exist_ok=True)
-        (folder / rel).write_bytes(data)
-        rows.append((rel, TARGETS[source], category))
-        bar.update(1)
-    with open(folder / "metadata.csv", "w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(["image_path", "target", "category"])
-        writer.writerows(rows)
-
-
-def make_outside_data(root: str | Path, images_per_source: int = 300, seed: int = 0, progress: bool = True) -> Path:
-    """Write the outside test set under `root` in the ArtiFact layout; returns the root.
-
-    Deterministic: the same (seed, images_per_source) writes byte-identical files. The autoencoder
-    trains in one worker while the other starts on the images of the other sources.
-    """
-    root = Path(root)
-    n = images_per_source
-    ctx = mp.get_context("spawn")  # torch and fork do not mix well
-    with ProcessPoolExecutor(2, mp_context=ctx, initializer=_init_worker) as pool:
-        with tqdm(total=n * len(SOURCES), desc="outside data", unit="img", disable=not progress) as bar:
-            ae_future = pool.submit(_train_autoencoder)
-            pending = {
-                s: pool.map(_make_image_job, [(s, i, seed, None) for i in range(n)], chunksize=10)
-                for s in SOURCES
-                if s != "tiny_autoencoder"
-            }
-            for source, results in pending.items():
-                _write_source(root, source, results, bar)
-            state = ae_future.result()
-            jobs = [("tiny_autoencoder", i, seed, state) for i in range(n)]
-            _write_source(root, "tiny_autoencoder", pool.map(_make_image_job, jobs, chunksize=10), bar)
-    return root
-
-
-if __name__ == "__main__":
-    import argparse
-    import time
-
-    parser = argparse.ArgumentParser(description="Write the outside (independent) test set in the ArtiFact layout.")
-    parser.add_argument("--root", default="data/outside")
-    parser.add_argument("--images_per_source", type=int, default=300)
-    parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args()
-    start = time.time()
-    make_outside_data(args.root, args.images_per_source, args.seed)
-    print(f"wrote {args.images_per_source * len(SOURCES)} images to {args.root} in {time.time() - start:.1f} s")
+OUTSIDE = GeneratedSet(
+    name="outside",
+    targets=TARGETS,
+    categories=(*PHOTOS, *RENDER_CATEGORIES),
+    make_image=make_image,
+    root=Path("data/outside"),
+    # the autoencoder trains once, in one worker, while the other starts on the other sources
+    prepare=_train_autoencoder,
+    needs_prepared=("tiny_autoencoder",),
+    description="bundled photographs and camera renders; sub-pixel, random-decoder, denoiser and autoencoder fakes",
+)

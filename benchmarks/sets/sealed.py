@@ -1,12 +1,9 @@
-"""A second held-out ("sealed") test set in the ArtiFact layout, made differently from the three before it.
+"""The sealed set: a held-out evaluation set in the ArtiFact layout, made differently from the demo data, the outside
+set and the blind set (its content, camera and generator families share nothing with theirs).
 
-Why it exists: the blind set (`benchmarks.sets.blind`) has been used and its figure reported, so a
-recipe changed after that report is no longer measured on unseen data there. This set is sealed until the
-recipe is fixed: its difficulty was set only with a plain CNN (`benchmarks.baseline_cnn`), never with
-the recipe; never tune a detector against it, never train the recipe on it while choosing settings; open it
-once, when the recipe is final, to report an honest figure. Opened once, on 2026-12-03, with the recipe of
-commit 041f407 (test ROC-AUC 0.9185 / 0.9026 / 0.8835, seeds 0-2; see the README). Its content, camera and
-generator families share nothing with the demo data, the outside set or the blind set.
+Never tune a detector against it, nor train the recipe on it while choosing settings: it is opened only to report a
+final recipe's figure. Its trace strengths were set with a plain CNN only (`benchmarks.baseline_cnn`), never with
+the recipe.
 
 Real sources (target 0), each scene rendered at 1x-1.6x the image size, bent by barrel lens distortion,
 blurred by the lens and shrunk by area averaging onto the sensor grid, then an X-Trans-like camera: a 6x6
@@ -32,9 +29,8 @@ AI sources (each applied to the images of both real sources, picked per image, s
   (no spatial convolution) on fixed random Fourier features of the pixel coordinates and a bicubic
   upsampled x2 latent; its output adds content-modulated sinusoid detail.
 
-Every generator's weights are fixed by GENERATOR_SEED (they do not change between images or with the
-dataset seed). Both classes then get ArtiFact's finish (`modeling.data.demo.artifact_postprocess`): a
-random square crop of side 160..min(W, H), a resize to 200 and a JPEG save at quality 65..100.
+GENERATOR_SEED fixes every generator's weights, whatever the dataset seed. `synthetic.finished_image` makes each
+image from these parts and gives both classes ArtiFact's finish.
 """
 
 from __future__ import annotations
@@ -43,38 +39,22 @@ import io
 import math
 from collections.abc import Callable
 from functools import cache, lru_cache
-from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from benchmarks.sets.synthetic import (
-    blur,
-    pixel_grid,
-    random_colour,
-    shrink,
-    to_array,
-    to_tensor,
-    write_set,
-)
-from modeling.data.demo import artifact_postprocess  # ArtiFact's finish, one owner
+from benchmarks.sets import synthetic
+from benchmarks.sets.synthetic import blur, pixel_grid, random_colour, shrink, to_array, to_tensor
 
-RENDER_MIN, RENDER_MAX = 200, 264  # image side before the finish, rounded down to a multiple of 8
-MIN_CROP = 160
 GENERATOR_SEED = 8_341_906  # fixes every generator's weights, independently of the dataset seed
-REAL_SOURCES = ("streets", "nature")
-AI_SOURCES = ("style_synth", "ddim_sampler", "pixel_mlp")
-SOURCES = REAL_SOURCES + AI_SOURCES
-TARGETS = {"streets": 0, "nature": 0, "style_synth": 10, "ddim_sampler": 11, "pixel_mlp": 12}
-CATEGORIES = {"streets": ("canyon", "night", "skyline"), "nature": ("caustics", "clouds", "dunes")}
-REAL_SHARE = 1.5  # images per real source = 1.5 x images_per_source: as many real as AI images in all
+TARGETS = {"streets": 0, "nature": 0, "style_synth": 10, "ddim_sampler": 11, "pixel_mlp": 12}  # in source order
+CATEGORIES = {"streets": ("canyon", "night", "skyline"), "nature": ("caustics", "clouds", "dunes")}  # per real source
 XTRANS = ("GBGGRG", "RGRBGB", "GBGGRG", "GRGGBG", "BGBRGR", "GRGGBG")  # the 6x6 colour filter array
-# trace strengths (rms of the added detail in 0..1 image values, noise levels), set once with the plain CNN
-# (baseline_cnn.py, 600 steps, seeds 0-2, the three families together) to land where the other held-out sets
-# did (0.79-0.93); then frozen. The first guess (these values) gave 0.93 / 0.80 / 0.89 (seeds 0-2), per source
-# ddim_sampler 0.83 / 0.65 / 0.73, pixel_mlp 0.99 / 0.89 / 0.97, style_synth 0.98 / 0.87 / 0.96: kept as is.
+# trace strengths (rms of the added detail in 0..1 image values, noise levels), set with the plain CNN
+# (baseline_cnn.py, 600 steps, the three families together) to land where the other evaluation sets do;
+# frozen: every image depends on them
 STRENGTH = {
     "style_detail": 0.03,  # rms of the full-resolution toRGB detail
     "style_noise": 0.6,  # per-pixel noise injection (relative to the unit-variance features)
@@ -536,50 +516,12 @@ def _pixel_mlp(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 GENERATORS = {"style_synth": _style_synth, "ddim_sampler": _ddim_sampler, "pixel_mlp": _pixel_mlp}
 
 
-# ---------------------------------------------------------------- the writer (ArtiFact's finish: data/demo.py)
-def images_in(source: str, images_per_source: int) -> int:
-    """Images of `source`: REAL_SHARE times more for each real source, so the two classes are the same size."""
-    return round(images_per_source * REAL_SHARE) if source in REAL_SOURCES else images_per_source
-
-
-def make_image(source: str, index: int, seed: int) -> tuple[bytes, str]:
-    """JPEG bytes and category of image `index` of `source`: a pure function of its arguments (at a fixed torch
-    thread count: the workers run one, and a convolution's float sums depend on it)."""
-    rng = np.random.default_rng([seed, SOURCES.index(source), index])
-    size = int(rng.integers(RENDER_MIN, RENDER_MAX + 1)) // 8 * 8
-    content = source if source in REAL_SOURCES else str(rng.choice(REAL_SOURCES))
-    img, category = _real_image(content, rng, size)
-    if source in GENERATORS:
-        img = GENERATORS[source](img, rng)
-    return artifact_postprocess(img, rng, min_side=MIN_CROP), category
-
-
-def _make_image_job(job: tuple[str, int, int]) -> tuple[bytes, str]:
-    return make_image(*job)
-
-
-def make_sealed_data(root: str | Path, images_per_source: int = 300, seed: int = 0, progress: bool = True) -> Path:
-    """Write the sealed test set under `root` in the ArtiFact layout; returns the root.
-
-    images_per_source images for each AI source, 1.5 times as many for each real one. Deterministic:
-    the same (seed, images_per_source) writes byte-identical files, on any number of workers.
-    """
-    jobs = {s: [(s, i, seed) for i in range(images_in(s, images_per_source))] for s in SOURCES}
-    return write_set(root, jobs, _make_image_job, TARGETS, "sealed data", progress)
-
-
-if __name__ == "__main__":
-    import argparse
-    import time
-
-    parser = argparse.ArgumentParser(
-        description="Write the sealed (held out until the recipe is fixed, used once) test set in the ArtiFact layout."
-    )
-    parser.add_argument("--root", default="data/sealed")
-    parser.add_argument("--images_per_source", type=int, default=300)
-    parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args()
-    start = time.time()
-    out = make_sealed_data(args.root, args.images_per_source, args.seed)
-    n = sum(images_in(s, args.images_per_source) for s in SOURCES)
-    print(f"wrote {n} images to {out} in {time.time() - start:.1f} s")
+# ---------------------------------------------------------------- the set
+SEALED = synthetic.camera_set(
+    "sealed",
+    TARGETS,
+    CATEGORIES,
+    _real_image,
+    GENERATORS,
+    description="held out: streets and nature through an X-Trans camera; StyleGAN-, DDIM- and CIPS-like generators",
+)

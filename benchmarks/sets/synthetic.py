@@ -1,26 +1,30 @@
-"""What the generated held-out sets (`blind_data`, `sealed_data`) share: array/tensor conversions, the
-sensor's area-averaging shrink, a Gaussian blur, random colours, pixel grids, and the writer of a whole
-set (two one-thread spawn workers, one ArtiFact source folder after another). One owner, so that the
-sets' bytes cannot drift apart by a copy being edited; moving these here changed no byte of either set
-(checked on a small set of each).
+"""What the generated evaluation sets share: array/tensor conversions, PIL resizing in float mode (the sensor's
+area-averaging shrink among them), a Gaussian blur, random colours, pixel grids, and the blind and sealed sets'
+common recipe for one image. One owner, so that the sets' bytes cannot drift apart by a copy being edited.
 """
 
 from __future__ import annotations
 
-import csv
 import math
-import multiprocessing as mp
-from collections.abc import Callable, Iterable
-from concurrent.futures import ProcessPoolExecutor
+from collections.abc import Callable, Mapping
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from PIL import Image
-from tqdm.auto import tqdm
 
-from modeling.data.index import METADATA_COLUMNS, METADATA_FILE
+from modeling.data.demo import artifact_postprocess  # ArtiFact's finish, one owner
+from modeling.data.generated import GeneratedSet
+
+# the blind and sealed sets: each image rendered at a side of 200..264 px (rounded down to a multiple of 8),
+# then ArtiFact's finish from a crop side of 160 up
+RENDER_MIN, RENDER_MAX = 200, 264
+MIN_CROP = 160
+REAL_SHARE = 1.5  # images per real source = 1.5 x images_per_source: two real sources as many as three AI ones
+RealImage = Callable[[str, np.random.Generator, int], tuple[np.ndarray, str]]  # (source, rng, side) -> image, category
+GeneratorFn = Callable[[np.ndarray, np.random.Generator], np.ndarray]  # (real image, rng) -> its fake
 
 
 def to_tensor(img: np.ndarray) -> torch.Tensor:
@@ -33,10 +37,15 @@ def to_array(x: torch.Tensor) -> np.ndarray:
     return x[0].permute(1, 2, 0).contiguous().numpy().astype(np.float32)
 
 
-def shrink(img: np.ndarray, w: int, h: int) -> np.ndarray:
-    """Area-average resize per channel in PIL's float mode: how a sensor integrates a finer image."""
-    chans = [np.asarray(Image.fromarray(img[..., c]).resize((w, h), Image.Resampling.BOX)) for c in range(img.shape[2])]
+def resize(img: np.ndarray, w: int, h: int, method: Image.Resampling) -> np.ndarray:
+    """Resize a float (H, W, C) image per channel in PIL's float mode (antialiased when shrinking)."""
+    chans = [np.asarray(Image.fromarray(img[..., c]).resize((w, h), method)) for c in range(img.shape[2])]
     return np.stack(chans, axis=-1).astype(np.float32)
+
+
+def shrink(img: np.ndarray, w: int, h: int) -> np.ndarray:
+    """Area-average resize: how a sensor integrates a finer image."""
+    return resize(img, w, h, Image.Resampling.BOX)
 
 
 def blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
@@ -59,42 +68,46 @@ def pixel_grid(n: int) -> tuple[np.ndarray, np.ndarray]:
     return np.meshgrid(axis, axis, indexing="ij")
 
 
-def init_worker() -> None:
-    """One torch thread per worker: the pool already uses both cores, and results stay deterministic."""
-    torch.set_num_threads(1)
+def finished_image(
+    source: str,
+    index: int,
+    seed: int,
+    prepared: None = None,
+    *,
+    sources: tuple[str, ...],
+    real_image: RealImage,
+    generators: Mapping[str, GeneratorFn],
+) -> tuple[bytes, str]:
+    """JPEG bytes and category of image `index` of `source` in a set whose fakes are its real content passed through
+    a generator: a real source's content (a random real source's, for an AI source), its generator, ArtiFact's
+    finish. A pure function of its arguments, at a fixed torch thread count (a convolution's sums depend on it)."""
+    real_sources = tuple(s for s in sources if s not in generators)
+    rng = np.random.default_rng([seed, sources.index(source), index])
+    size = int(rng.integers(RENDER_MIN, RENDER_MAX + 1)) // 8 * 8
+    content = source if source in real_sources else str(rng.choice(real_sources))
+    img, category = real_image(content, rng, size)
+    if source in generators:
+        img = generators[source](img, rng)
+    return artifact_postprocess(img, rng, min_side=MIN_CROP), category
 
 
-def write_source(folder: Path, target: int, results: Iterable[tuple[bytes, str]], bar: tqdm) -> None:
-    """One source folder: its images, then metadata.csv (written last, so a folder that has one is complete)."""
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / METADATA_FILE).unlink(missing_ok=True)
-    rows = []
-    for i, (data, category) in enumerate(results):
-        path = folder / category / f"img{i:06d}.jpg"
-        path.parent.mkdir(exist_ok=True)
-        path.write_bytes(data)
-        rows.append([path.relative_to(folder).as_posix(), target, category])
-        bar.update(1)
-    with open(folder / METADATA_FILE, "w", newline="") as f:
-        csv.writer(f).writerows([list(METADATA_COLUMNS), *rows])
-
-
-def write_set(
-    root: str | Path,
-    jobs: dict[str, list[tuple[str, int, int]]],
-    make: Callable[[tuple[str, int, int]], tuple[bytes, str]],
-    targets: dict[str, int],
-    desc: str,
-    progress: bool = True,
-) -> Path:
-    """Write every source's images under `root`: `make` (a module-level function, so the spawn workers can load
-    it) turns each job into JPEG bytes and a category. Results come back in job order, so the files are the
-    same on any number of workers."""
-    root = Path(root)
-    ctx = mp.get_context("spawn")  # torch and fork do not mix well
-    with ProcessPoolExecutor(2, mp_context=ctx, initializer=init_worker) as pool:
-        with tqdm(total=sum(map(len, jobs.values())), desc=desc, unit="img", disable=not progress) as bar:
-            pending = {s: pool.map(make, j, chunksize=10) for s, j in jobs.items()}  # both workers busy
-            for source, results in pending.items():
-                write_source(root / source, targets[source], results, bar)
-    return root
+def camera_set(
+    name: str,
+    targets: Mapping[str, int],
+    categories: Mapping[str, tuple[str, ...]],
+    real_image: RealImage,
+    generators: Mapping[str, GeneratorFn],
+    description: str,
+) -> GeneratedSet:
+    """A set made by `finished_image`: real sources (`categories` maps each to its own) and AI sources (`generators`)
+    in `targets`' order, REAL_SHARE times as many images per real source, kept in data/<name>."""
+    return GeneratedSet(
+        name=name,
+        targets=targets,
+        categories=tuple(c for cats in categories.values() for c in cats),
+        # a partial of a module-level function, with module-level functions bound: the workers can load it
+        make_image=partial(finished_image, sources=tuple(targets), real_image=real_image, generators=generators),
+        root=Path("data") / name,
+        real_share=REAL_SHARE,
+        description=description,
+    )

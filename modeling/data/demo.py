@@ -21,19 +21,18 @@ Sources (one folder each, `metadata.csv` with image_path,target,category):
 from __future__ import annotations
 
 import argparse
-import csv
 import io
 import json
 import logging
-from concurrent.futures import ProcessPoolExecutor
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
+from functools import partial
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PIL import Image
-from tqdm.auto import tqdm
 
-from modeling.data.index import METADATA_COLUMNS, METADATA_FILE
+from modeling.data.generated import GeneratedSet, set_exists, write_set
 from modeling.system import available_cores
 
 logger = logging.getLogger(__name__)
@@ -259,8 +258,21 @@ def large_image_bytes(source: str, index: int, size: int = 400, seed: int = 1) -
     return buf.getvalue()
 
 
-def _make_image_job(job: tuple[str, int, DemoSpec]) -> tuple[bytes, str]:
-    return make_image(*job)
+def _image_job(source: str, index: int, seed: int, prepared: Any, *, spec: DemoSpec) -> tuple[bytes, str]:
+    """`make_image` as the shared writer calls it: the seed comes with the job, the render sizes with `spec`."""
+    return make_image(source, index, replace(spec, seed=seed))
+
+
+def demo_set(spec: DemoSpec) -> GeneratedSet:
+    """The demo data of `spec` as a generated set (its image count and seed go to `write_set`)."""
+    return GeneratedSet(
+        name="demo",
+        targets=TARGETS,
+        categories=CATEGORIES,
+        make_image=partial(_image_job, spec=spec),  # a partial of a module-level function: the workers can load it
+        root=DEMO_DATA_DIR,
+        description="the demo's training data: 1/f scenes and two upsampling decoders",
+    )
 
 
 def make_demo_data(root: str | Path, spec: DemoSpec | None = None, progress: bool = True) -> Path:
@@ -273,36 +285,16 @@ def make_demo_data(root: str | Path, spec: DemoSpec | None = None, progress: boo
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
     (root / DEMO_MARKER).write_text(json.dumps(asdict(spec)) + "\n")  # first: the folder is the demo's from now on
-    sources = REAL_SOURCES + AI_SOURCES
-    total = len(sources) * spec.images_per_source
-    bar = tqdm(total=total, desc="demo data", unit="img", disable=not progress)
+    # rendering is numpy-bound: one process per core
     workers = min(available_cores(), 8)
-    # rendering is numpy-bound: one process per core; results come back in order
-    with ProcessPoolExecutor(workers) as pool:
-        for source in sources:
-            jobs = [(source, i, spec) for i in range(spec.images_per_source)]
-            rows = []
-            for i, (data, category) in enumerate(pool.map(_make_image_job, jobs, chunksize=8)):
-                # nested sub-folders, as in ArtiFact (e.g. afhq/train/cat/img000001.jpg)
-                rel = f"{category}/img{i:06d}.jpg"
-                path = root / source / rel
-                path.parent.mkdir(parents=True, exist_ok=True)
-                path.write_bytes(data)
-                rows.append((rel, TARGETS[source], category))
-                bar.update(1)
-            with open(root / source / METADATA_FILE, "w", newline="") as f:
-                writer = csv.writer(f)
-                writer.writerow(METADATA_COLUMNS)
-                writer.writerows(rows)
-    bar.close()
-    logger.info("wrote %d demo images to %s", total, root)
+    write_set(demo_set(spec), root, spec.images_per_source, spec.seed, workers=workers, progress=progress)
+    logger.info("wrote %d demo images to %s", spec.images_per_source * len(TARGETS), root)
     return root
 
 
 def demo_data_exists(root: str | Path) -> bool:
     """True when every demo source folder has its metadata.csv (written last, so complete)."""
-    root = Path(root)
-    return all((root / s / METADATA_FILE).is_file() for s in REAL_SOURCES + AI_SOURCES)
+    return set_exists(demo_set(DemoSpec()), root)
 
 
 def is_demo_data(root: str | Path) -> bool:
