@@ -11,8 +11,8 @@ ROC-AUC overall and for each AI source against all test reals; then min / median
 The split is the recipe's: the manifest is built by `modeling.training.data.prepare_manifest` from the
 configuration `scripts/train.py` resolves for `--data_dir DIR --holdout_generators none --num_real 0
 --num_ai 0 --seed S` with configs/demo.yaml (its validation and test fractions; the seed also picks the
-split, as in training). Used to set the difficulty of the outside, blind and sealed sets; never tuned
-on any of them beyond that. Everything goes under --output_dir (a folder per seed with its manifest, and
+split, as in training). The difficulty of the outside, blind and sealed sets is set with it, and its own
+settings are not tuned on them. Everything goes under --output_dir (a folder per seed with its manifest, and
 baseline.json).
 """
 
