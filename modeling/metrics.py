@@ -38,11 +38,14 @@ def _sklearn_metrics() -> Any:
 # --------------------------------------------------------------------------- from logits
 
 
-def ai_scores(logits: np.ndarray) -> np.ndarray:
-    """P(ai) from (N, num_labels) logits, in float64, computed stably (the head is already calibrated)."""
+def ai_scores(logits: np.ndarray, ai_id: int = AI_LABEL_ID) -> np.ndarray:
+    """P(ai) from (N, num_labels) logits, in float64, computed stably (the head is already calibrated).
+
+    `ai_id` is the AI class of another detector (`modeling.labels.LabelMap.ai_id`); this package's is 1.
+    """
     logits = np.asarray(logits, dtype=np.float64)
     shifted = np.exp(logits - logits.max(axis=-1, keepdims=True))
-    return shifted[:, AI_LABEL_ID] / shifted.sum(axis=-1)
+    return shifted[:, ai_id] / shifted.sum(axis=-1)
 
 
 def negative_log_likelihood(logits: np.ndarray, labels: np.ndarray) -> float:

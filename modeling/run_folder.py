@@ -43,6 +43,9 @@ PREDICTIONS = "predictions.csv"
 PER_SOURCE = "per_source.csv"
 ROBUSTNESS = "robustness.csv"
 ROBUSTNESS_PREDICTIONS = "robustness_predictions.csv"
+LEARNED_DECODERS = "learned_decoders"  # the fitted self-fake decoders of the run (a cache, not published)
+STRESS = "stress.csv"  # the real-photo stress test: false-positive rates after camera and sharing processing
+STRESS_PREDICTIONS = "stress_predictions.csv"
 ONNX_FILES = {"fp32": "model.onnx", "int8": "model_int8.onnx"}
 ONNX_RECORD = "onnx_export.json"
 TRAINER_PICKLE = "training_args.bin"  # Trainer's pickled arguments: removed, training_config.yaml replaces it
@@ -53,6 +56,7 @@ PLOTS = {
     "confusion_matrix.png": "Confusion matrices",
     "per_source.png": "Per-source rates",
     "robustness.png": "Robustness",
+    "stress.png": "False accusations after camera and sharing processing",
 }
 REQUIRED = (MODEL_CONFIG, WEIGHTS, PROCESSOR_CONFIG)
 # what a release carries: safetensors weights, configs, card, records, evaluation; never checkpoints or pickles
@@ -61,7 +65,7 @@ PUBLISHED = (
     "all_results.json", "train_results.json", "validation_results.json", "test_results.json",
     "test_unseen_results.json",
 )
-PUBLISHED_EVAL = (METRICS, PER_SOURCE, ROBUSTNESS, *PLOTS)
+PUBLISHED_EVAL = (METRICS, PER_SOURCE, ROBUSTNESS, STRESS, *PLOTS)
 
 
 def results_file(split: str) -> str:

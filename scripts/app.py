@@ -1,4 +1,4 @@
-"""Serve the web demo: drop images, see label, calibrated score, Grad-CAM heat map and a stability check.
+"""Serve the web demo: drop images, see label, calibrated score, Grad-CAM heat map, a stability check and provenance.
 
     python scripts/app.py --model outputs/demo                      # http://127.0.0.1:7860
     python scripts/app.py --model user/artifact-detector --port 0   # a Hub repo, on any free port
@@ -47,6 +47,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--threshold", type=float, default=None, help="P(ai) >= T means ai (default: the model's).")
     parser.add_argument("--margin", type=float, default=UNCERTAIN_MARGIN,
                         help="'uncertain' when a score is this close to the threshold (default: %(default)s).")
+    parser.add_argument("--ai_label", default=None, metavar="NAME",
+                        help="As in scripts/predict.py: the model's label of its AI class (default: inferred).")
+    parser.add_argument("--trust_anchors", metavar="PEM", default=None,
+                        help="Root certificates whose C2PA signers count as trusted (default: none).")
     return parser
 
 
@@ -54,7 +58,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(format="%(levelname)s %(name)s: %(message)s", level=logging.INFO, stream=sys.stderr)
     args = build_parser().parse_args(argv)
     try:
-        app = build_app(args.model, backend=args.backend, threshold=args.threshold, margin=args.margin)
+        app = build_app(args.model, backend=args.backend, threshold=args.threshold, margin=args.margin,
+                        ai_label=args.ai_label, trust_anchors=args.trust_anchors)
     except (ModelLoadError, ValueError) as err:
         logger.error("%s", err)
         return 2

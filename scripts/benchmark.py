@@ -3,6 +3,7 @@
     python scripts/benchmark.py demo --seeds 5               # the demo recipe over seeds (--dataset outside)
     python scripts/benchmark.py multicrop --model outputs/demo   # one crop vs several on 1024 px images
     python scripts/benchmark.py predict                      # predict.py backends vs pipeline()
+    python scripts/benchmark.py provenance                   # reading provenance: per file, and predict on vs off
     python scripts/benchmark.py memory --config configs/convnext_tiny_artifact.yaml
     python scripts/benchmark.py train --config configs/demo.yaml
     python scripts/benchmark.py preprocessing --model outputs/demo   # native crop vs resize
@@ -28,6 +29,7 @@ SUBCOMMANDS = {
     "demo": "benchmarks.demo",
     "multicrop": "benchmarks.multicrop",
     "predict": "benchmarks.predict",
+    "provenance": "benchmarks.provenance",
     "memory": "benchmarks.memory",
     "train": "benchmarks.train",
     "preprocessing": "benchmarks.preprocessing",

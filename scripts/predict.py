@@ -3,10 +3,17 @@
     python scripts/predict.py --model outputs/demo photos/ --output scores.csv
     python scripts/predict.py --model outputs/demo 'shots/**/*.png' one.jpg --output scores.jsonl --threshold 0.7
     python scripts/predict.py --model user/artifact-detector img.webp          # a Hub repo; CSV to stdout
+    python scripts/predict.py --model path/to/other_detector --ai_label artificial photos/   # any binary classifier
     accelerate launch --num_processes 4 scripts/predict.py --model M big_folder/ --output scores.csv   # 4 GPUs
 
-Rows: path, label (real/ai), score_ai (P(ai)), error (why a file got no score). The label uses the
-model's calibrated `decision_threshold` unless --threshold is given. With no --backend, the fastest
+Rows: path, label (real/ai), score_ai (P(ai)), error (why a file got no score), then what the file
+claims about its origin, beside the score and never in it: the `provenance_*` columns (C2PA state,
+source type, generator, signer, unsigned claims, a one-line summary; JSONL: one nested `provenance`
+object). "none found" means no claim, not a real photo. --no_provenance leaves them out;
+--trust_anchors PEM names the root certificates whose C2PA signers count as trusted.
+The label uses the model's calibrated `decision_threshold` (0.5 for a model without one) unless
+--threshold is given. Any binary image classifier works: --ai_label names its AI class, else it is
+inferred from the label names (refused when they do not say). With no --backend, the fastest
 usable backend is picked (int8 ONNX if exported and checked, bf16 on CPUs with native bf16, fp32
 ONNX, then torch) and named on stderr. Exit status: 0 when at least one input was scored (failures
 are reported in their rows), 1 when none could be read, 2 when the model cannot be loaded.
@@ -39,8 +46,10 @@ from modeling.inference.predictor import (
     PredictionRow,
 )
 from modeling.inference.processes import Processes
+from modeling.provenance import Provenance
 
 FIELDS = ["path", "label", "score_ai", "error"]
+PROVENANCE_FIELDS = list(Provenance("").to_dict())
 logger = logging.getLogger("predict")
 
 
@@ -59,26 +68,33 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--crops", type=int, default=DEFAULT_CROPS,
                         help="Native-resolution crops per image larger than the model input, logits averaged "
                              "(default: %(default)s; 1 = the processor's center crop, as pipeline() does).")
+    parser.add_argument("--ai_label", default=None, metavar="NAME",
+                        help="The model's label of its AI class (e.g. artificial, FAKE); default: inferred from "
+                             "the label names, refused when ambiguous.")
+    parser.add_argument("--no_provenance", action="store_true",
+                        help="Do not read what the files claim about their origin (C2PA, XMP, generator text).")
+    parser.add_argument("--trust_anchors", metavar="PEM", default=None,
+                        help="Root certificates whose C2PA signers count as trusted (default: none, so a valid "
+                             "signature reads 'valid, untrusted signer').")
     parser.add_argument("--no_progress", action="store_true")
     return parser
 
 
 class RowWriter:
-    """CSV or JSON-lines rows, chosen by the output file's extension."""
+    """CSV or JSON-lines rows, chosen by the output file's extension; CSV has the provenance columns when read."""
 
-    def __init__(self, stream: IO[str], fmt: str):
+    def __init__(self, stream: IO[str], fmt: str, provenance: bool = True):
         self.stream = stream
         self.fmt = fmt
         if fmt == "csv":
-            self.csv = csv.DictWriter(stream, fieldnames=FIELDS)
+            self.csv = csv.DictWriter(stream, fieldnames=FIELDS + (PROVENANCE_FIELDS if provenance else []))
             self.csv.writeheader()
 
     def write(self, row: PredictionRow) -> None:
-        record = row.to_dict()
         if self.fmt == "csv":
-            self.csv.writerow({k: "" if v is None else v for k, v in record.items()})
+            self.csv.writerow({k: "" if v is None else v for k, v in row.to_dict().items()})
         else:
-            self.stream.write(json.dumps(record) + "\n")
+            self.stream.write(json.dumps(row.to_record()) + "\n")
 
 
 def output_format(output: str | None) -> str:
@@ -103,23 +119,37 @@ def summarize(rows: Iterable[PredictionRow], seconds: float) -> tuple[str, int]:
         text += f"\n  error: {row.error}"
     if len(errors) > 10:
         text += f"\n  ... and {len(errors) - 10} more (see the error column)"
-    return text, scored
+    return text + provenance_counts(rows), scored
+
+
+def provenance_counts(rows: Sequence[PredictionRow]) -> str:
+    """`\nprovenance (beside the score, never in it): C2PA none found: 3, invalid: 1; unsigned claims in 2 files`."""
+    read = [row.provenance for row in rows if row.provenance is not None]
+    if not read:
+        return ""
+    states = Counter(p.c2pa_state if not p.c2pa_state.startswith("error") else "error" for p in read)
+    shown = ", ".join(f"{state}: {n}" for state, n in sorted(states.items()))
+    claims = sum(bool(p.claims) for p in read)
+    return f"\nprovenance (beside the score, never in it): C2PA {shown}; unsigned claims in {claims} file(s)"
 
 
 def load_detector(args: argparse.Namespace, processes: Processes) -> Detector:
     return Detector.from_pretrained(
         args.model, backend=args.backend, precision=args.precision, threshold=args.threshold,
         batch_size=args.batch_size, num_workers=args.num_workers, crops=args.crops, device=processes.device,
-        num_threads=args.num_threads or processes.cpu_threads(),
+        num_threads=args.num_threads or processes.cpu_threads(), ai_label=args.ai_label,
+        provenance=not args.no_provenance, trust_anchors=args.trust_anchors,
     )
 
 
-def write_rows(rows: Iterable[PredictionRow], output: str | None, fmt: str, progress: tqdm) -> list[PredictionRow]:
+def write_rows(
+    rows: Iterable[PredictionRow], output: str | None, fmt: str, progress: tqdm, provenance: bool = True
+) -> list[PredictionRow]:
     """Rows to the output as they come (nothing scored is lost if the run stops); returns them."""
     written = []
     with ExitStack() as stack:
-        stream = stack.enter_context(open(output, "w", newline="")) if output else sys.stdout
-        writer = RowWriter(stream, fmt)
+        stream = stack.enter_context(open(output, "w", newline="", encoding="utf-8")) if output else sys.stdout
+        writer = RowWriter(stream, fmt, provenance)
         for row in rows:
             writer.write(row)
             written.append(row)
@@ -142,13 +172,13 @@ def run(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     progress = tqdm(total=len(items), unit="img", disable=args.no_progress or not processes.is_main, file=sys.stderr)
     if processes.world == 1:
-        rows = write_rows(detector.predict(items), args.output, fmt, progress)
+        rows = write_rows(detector.predict(items), args.output, fmt, progress, detector.provenance)
     else:
         mine = list(detector.predict(processes.share(items)))
         rows = processes.gather(mine)
         if not processes.is_main:
             return 0
-        rows = write_rows(rows, args.output, fmt, progress)
+        rows = write_rows(rows, args.output, fmt, progress, detector.provenance)
     text, scored = summarize(rows, time.perf_counter() - start)
     logger.info("%s%s", text, f"\nwrote {args.output}" if args.output else "")
     if not scored:

@@ -24,6 +24,7 @@ import pytest
 import torch
 from conftest import load_script
 from PIL import Image
+from provenance_files import EMAIL_PROTECTION, encode, make_pki, picture, sign_jpeg
 from tiny_model import TinyModelTester
 from transformers import ConvNextForImageClassification
 
@@ -267,9 +268,14 @@ def test_http_upload_shows_the_cli_scores(server, tiny_model, demo_images, tmp_p
 
 @pytest.mark.browser
 def test_browser_upload_shows_the_cli_scores(server, tiny_model, demo_images, tmp_path):
-    """Upload a real and an AI demo image plus a broken file in Chromium; the page must agree with predict.py."""
+    """Upload a real and an AI demo image, a C2PA-signed AI image and a broken file in Chromium; the page must
+    agree with predict.py, scores and provenance alike, and show the signed file's state beside its verdict."""
     sync_playwright = _chromium()
+    pytest.importorskip("c2pa")
     files, broken = _uploads(demo_images, tmp_path / "upload")
+    signed = tmp_path / "upload" / "signed_ai.jpg"
+    signed.write_bytes(sign_jpeg(encode(picture(1), quality=92), make_pki(EMAIL_PROTECTION)))
+    files.append(signed)
     cli = _cli_rows(files, tiny_model, tmp_path / "cli.csv")
 
     requests: list[str] = []
@@ -284,11 +290,12 @@ def test_browser_upload_shows_the_cli_scores(server, tiny_model, demo_images, tm
             page.goto(server, wait_until="load")
             page.locator("#upload input[type=file]").set_input_files([*map(str, files), str(broken)])
             rows = page.locator("#results tr.result-row")
-            rows.nth(2).wait_for(state="visible")  # three rows: both images and the broken file
-            page.locator("#heatmaps img").nth(1).wait_for(state="visible")
-            for name in ("real_scene.jpg", "ai_upconv.jpg"):
+            rows.nth(3).wait_for(state="visible")  # four rows: three images and the broken file
+            page.locator("#heatmaps img").nth(2).wait_for(state="visible")
+            for name in ("real_scene.jpg", "ai_upconv.jpg", "signed_ai.jpg"):
                 row = page.locator(f"#results tr.result-row[data-file='{name}']")
-                shown[name] = (row.locator("td.label").inner_text().strip(), row.locator("td.score").inner_text())
+                shown[name] = (row.locator("td.label").inner_text().strip(), row.locator("td.score").inner_text(),
+                               row.locator("td.provenance").inner_text(), row.locator("td.reading").inner_text())
             error_text = page.locator("#results tr.result-row.error td.message").inner_text()
             page.screenshot(path=str(screenshot), full_page=True)
         finally:
@@ -299,9 +306,17 @@ def test_browser_upload_shows_the_cli_scores(server, tiny_model, demo_images, tm
         shutil.copy(screenshot, target / "app_page.png")
     print(f"\nscreenshot: {screenshot}\npage: {shown}\ncli: {cli}")
 
-    for name, (label, score) in shown.items():
+    for name, (label, score, provenance, _) in shown.items():
         assert label == cli[name]["label"], (name, shown, cli)
         assert float(score) == pytest.approx(float(cli[name]["score_ai"]), abs=6e-5), (name, shown, cli)
+        assert provenance.startswith(f"C2PA: {cli[name]['provenance_c2pa_state']}"), (name, shown, cli)
+    _, _, signed_cell, signed_reading = shown["signed_ai.jpg"]
+    assert "valid, untrusted signer" in signed_cell
+    assert "made by a generative AI (trainedAlgorithmicMedia)" in signed_cell
+    assert signed_reading.startswith("Intact credentials from a signer not on the trust list")
+    _, _, plain_cell, plain_reading = shown["real_scene.jpg"]
+    assert "none found" in plain_cell and "real" not in plain_cell.lower()  # absence never reads as real
+    assert "No claim either way" in plain_reading
     assert error_text.startswith("broken.jpg") and "cannot decode" in error_text
     assert Image.open(screenshot).size[0] == 1280
     outside = {urlparse(u).netloc for u in requests if urlparse(u).scheme in ("http", "https")}

@@ -276,7 +276,8 @@ def test_cli_csv_and_jsonl(tiny_model, odd_inputs, tmp_path, caplog):
     assert "backend: torch-" in caplog.text
     with out_csv.open() as handle:
         table = list(csv.DictReader(handle))
-    assert list(table[0]) == ["path", "label", "score_ai", "error"]
+    assert list(table[0])[:4] == ["path", "label", "score_ai", "error"]
+    assert all(column.startswith("provenance_") for column in list(table[0])[4:])  # beside the score, after it
     assert len(table) == len(expected)
     assert predict.main([*common, "--output", str(out_jsonl), "--threshold", "0"]) == 0
     records = [json.loads(line) for line in out_jsonl.read_text().splitlines()]

@@ -11,7 +11,12 @@ Per image the page shows:
   (`modeling.attribution`), drawn on the part of the image the model actually sees;
 - a stability check: P(ai) again after a JPEG re-save at quality 75 and after a 0.5 downscale. The
   verdict is "uncertain" when any of the three labels differ, or when any of the three scores lies
-  within `margin` (default 0.10) of the threshold; otherwise it is the label.
+  within `margin` (default 0.10) of the threshold; otherwise it is the label;
+- beside the verdict, never in it: what the file claims about its origin (`modeling.provenance`: the
+  C2PA state and the one-line summary) and one short line that says how far that claim goes. "none
+  found" is shown as the absence of a claim, never as a sign that the image is real.
+Any binary image classifier can be served (`ai_label`, as in predict.py); Grad-CAM is drawn for ConvNeXt
+models only (the heat-map gallery stays empty for others).
 Files that cannot be read get a one-line message in the table, never a stack trace.
 
 The app makes no network calls of its own: analytics are off, nothing is downloaded, and `launch`
@@ -41,6 +46,9 @@ from modeling.degradations import downscale, reencode  # noqa: E402
 from modeling.images import ImageLoadError, load_image  # noqa: E402
 from modeling.inference.predictor import Detector  # noqa: E402
 from modeling.inference.runners import TorchRunner  # noqa: E402
+from modeling.provenance import Provenance  # noqa: E402
+from modeling.provenance.credentials import INVALID, NONE_FOUND, REMOTE, TRUSTED, VALID_UNTRUSTED  # noqa: E402
+from modeling.provenance.report import describe_source_type  # noqa: E402
 
 logger = logging.getLogger(__name__)
 
@@ -64,10 +72,32 @@ class ImageReport:
     reason: str = ""
     overlay: Image.Image | None = None
     error: str | None = None
+    provenance: Provenance | None = None  # what the file claims about its origin; never part of the verdict
 
     @property
     def score(self) -> float | None:
         return self.scores.get("original")
+
+
+def interpretation(provenance: Provenance | None) -> str:
+    """One short line on how far the file's own claim about its origin goes, next to the pixel verdict."""
+    if provenance is None:
+        return "Provenance was not read."
+    state = provenance.c2pa_state
+    claim = describe_source_type(provenance.source_type)
+    if state == TRUSTED:
+        return f"A trusted signer states: {claim}. That is stronger evidence than the pixel score."
+    if state == VALID_UNTRUSTED:
+        return f"Intact credentials from a signer not on the trust list: {claim}; only as good as that signer."
+    if state == INVALID:
+        return "The credentials fail validation (changed after signing): rely on neither them nor their claim."
+    if state == REMOTE:
+        return "Credentials are kept online and were not fetched: check them with a C2PA verifier."
+    if provenance.claims:
+        return "Only unsigned metadata, which anyone can write or strip: a hint, not proof."
+    if state.startswith("error"):
+        return "Provenance could not be read; the pixel verdict stands alone."
+    return "No claim either way: most files lose their metadata on any re-save. The pixel verdict stands alone."
 
 
 def stability_verdict(
@@ -103,10 +133,11 @@ class DemoPredictor:
     @classmethod
     def from_pretrained(
         cls, model: str | os.PathLike, backend: str = "auto", threshold: float | None = None,
-        margin: float = UNCERTAIN_MARGIN,
+        margin: float = UNCERTAIN_MARGIN, ai_label: str | None = None, trust_anchors: str | os.PathLike | None = None,
     ) -> DemoPredictor:
         """Load exactly as `scripts/predict.py` does (raises `ModelLoadError` with a readable message)."""
-        detector = Detector.from_pretrained(model, backend=backend, threshold=threshold, num_workers=0)
+        detector = Detector.from_pretrained(model, backend=backend, threshold=threshold, num_workers=0,
+                                            ai_label=ai_label, trust_anchors=trust_anchors)
         return cls(detector, margin)
 
     @property
@@ -138,7 +169,7 @@ class DemoPredictor:
     def _analyze(self, path: str, name: str) -> ImageReport:
         (row,) = self.detector.predict_images([path])  # load_image + saved processor + runner, as predict.py
         if row.error is not None:
-            return ImageReport(name, error=row.error.replace(path, name))
+            return ImageReport(name, error=row.error.replace(path, name), provenance=row.provenance)
         try:
             image = load_image(path)
         except ImageLoadError as err:
@@ -150,15 +181,19 @@ class DemoPredictor:
             label=row.label,
             scores={k: r.score_ai for k, r in rows.items()},
             labels={k: r.label for k, r in rows.items()},
+            provenance=row.provenance,
         )
         report.verdict, report.reason = stability_verdict(report.labels, report.scores, self.threshold, self.margin)
         report.overlay = self.heatmap(image, row.label)
         return report
 
-    def heatmap(self, image: Image.Image, label: str | None) -> Image.Image:
-        """Grad-CAM for `label` over a display-sized copy of the image."""
-        config = self.detector.config
-        target = int(config.label2id[label]) if label is not None else 1
+    def heatmap(self, image: Image.Image, label: str | None) -> Image.Image | None:
+        """Grad-CAM for `label` over a display-sized copy of the image; None for a model that is not a ConvNeXt
+        (the map is taken on the last ConvNeXt stage)."""
+        if not hasattr(self.cam_model(), "convnext"):
+            return None
+        labels = self.detector.labels
+        target = labels.real_id if label == "real" else labels.ai_id
         display = image.copy()
         display.thumbnail((DISPLAY_SIDE, DISPLAY_SIDE))
         processor = self.detector.processor
@@ -183,11 +218,33 @@ th, td { padding: 4px 8px; border-bottom: 1px solid #ccc; text-align: left; }
 td.verdict-ai, td.verdict-real { font-weight: bold; }
 td.verdict-uncertain { font-weight: bold; color: #b26b00; }
 tr.error td { color: #b00020; }
+td.provenance .state { font-weight: bold; }
+td.provenance small { display: block; color: #555; }
+td.provenance-invalid .state { color: #b00020; }
+td.provenance-none .state, td.provenance-other .state { color: #666; font-weight: normal; }
 """
+_STATE_CLASSES = {
+    TRUSTED: "trusted", VALID_UNTRUSTED: "valid", INVALID: "invalid", REMOTE: "remote", NONE_FOUND: "none",
+}
 
 
 def _score_text(score: float | None) -> str:
     return "n/a" if score is None else f"{score:.4f}"
+
+
+def provenance_cells(report: ImageReport) -> str:
+    """The provenance cell (C2PA state, then the one-line summary) and the interpretation cell of one row."""
+    esc = html.escape
+    provenance = report.provenance
+    if provenance is None:
+        reading = esc(interpretation(None))
+        return f"<td class='provenance provenance-other'>not read</td><td class='reading'>{reading}</td>"
+    kind = _STATE_CLASSES.get(provenance.c2pa_state, "other")
+    return (
+        f"<td class='provenance provenance-{kind}' data-c2pa-state='{esc(provenance.c2pa_state)}'>"
+        f"<span class='state'>C2PA: {esc(provenance.c2pa_state)}</span><small>{esc(provenance.summary)}</small></td>"
+        f"<td class='reading'>{esc(interpretation(provenance))}</td>"
+    )
 
 
 def render_table(reports: Sequence[ImageReport], threshold: float, margin: float) -> str:
@@ -197,14 +254,14 @@ def render_table(reports: Sequence[ImageReport], threshold: float, margin: float
     esc = html.escape
     head = (
         "<tr><th>file</th><th>label</th><th>P(ai)</th><th>after JPEG 75</th><th>after 0.5 downscale</th>"
-        "<th>verdict</th><th>why</th></tr>"
+        "<th>verdict</th><th>why</th><th>provenance (what the file claims)</th><th>reading</th></tr>"
     )
     rows = []
     for r in reports:
         if r.error is not None:
             rows.append(
                 f"<tr class='result-row error' data-file='{esc(r.name)}'><td>{esc(r.name)}</td>"
-                f"<td class='message' colspan='6'>{esc(r.error)}</td></tr>"
+                f"<td class='message' colspan='8'>{esc(r.error)}</td></tr>"
             )
             continue
         cells = "".join(f"<td class='score-{v}'>{_score_text(r.scores.get(v))}</td>" for v in VARIANTS[1:])
@@ -213,11 +270,14 @@ def render_table(reports: Sequence[ImageReport], threshold: float, margin: float
             f"data-score='{r.score!r}' data-verdict='{esc(str(r.verdict))}'>"
             f"<td>{esc(r.name)}</td><td class='label'>{esc(str(r.label))}</td>"
             f"<td class='score'>{_score_text(r.score)}</td>{cells}"
-            f"<td class='verdict verdict-{esc(str(r.verdict))}'>{esc(str(r.verdict))}</td><td>{esc(r.reason)}</td></tr>"
+            f"<td class='verdict verdict-{esc(str(r.verdict))}'>{esc(str(r.verdict))}</td><td>{esc(r.reason)}</td>"
+            f"{provenance_cells(r)}</tr>"
         )
     note = (
         f"<p>Label: P(ai) &ge; {threshold:.2f} means ai. Verdict: uncertain when the label flips after "
-        f"JPEG {JPEG_QUALITY} or a 0.5 downscale, or when a score is within {margin:.2f} of the threshold.</p>"
+        f"JPEG {JPEG_QUALITY} or a 0.5 downscale, or when a score is within {margin:.2f} of the threshold. "
+        "Provenance is what the file itself claims (C2PA Content Credentials, XMP, generator metadata), shown "
+        "beside the verdict and never used by it; 'none found' is no evidence that an image is real.</p>"
     )
     return f"<table id='result-table'>{head}{''.join(rows)}</table>{note}"
 
@@ -234,19 +294,23 @@ def _intro(predictor: DemoPredictor) -> str:
         "where the evidence for that label is (last ConvNeXt stage; only the part of the image the model "
         "sees is coloured), and the score again after a JPEG re-save at quality 75 and a 0.5 downscale. "
         f"The verdict is *uncertain* when the label flips or a score is within {predictor.margin:.2f} "
-        f"of the threshold.\n\nModel: `{detector.model_dir}` · backend {detector.backend_name} · "
+        "of the threshold. Beside it: what the file itself claims about its origin (C2PA Content Credentials, "
+        "XMP, generator metadata), which never changes the verdict; *none found* is no evidence of a real photo."
+        f"\n\nModel: `{detector.model_dir}` · backend {detector.backend_name} · "
         f"threshold {detector.threshold:.2f}"
+        + ("" if detector.labels.is_own else f" · labels: {detector.labels.describe()}")
     )
 
 
 def build_app(
     model: str | os.PathLike | DemoPredictor, backend: str = "auto", threshold: float | None = None,
-    margin: float = UNCERTAIN_MARGIN,
+    margin: float = UNCERTAIN_MARGIN, ai_label: str | None = None, trust_anchors: str | os.PathLike | None = None,
 ) -> gr.Blocks:
     """The Gradio Blocks page for a model folder or Hub repo (or a ready `DemoPredictor`)."""
     predictor = (
         model if isinstance(model, DemoPredictor)
-        else DemoPredictor.from_pretrained(model, backend=backend, threshold=threshold, margin=margin)
+        else DemoPredictor.from_pretrained(model, backend=backend, threshold=threshold, margin=margin,
+                                           ai_label=ai_label, trust_anchors=trust_anchors)
     )
 
     def analyze(paths: list[str] | None) -> tuple[str, list[tuple[Image.Image, str]]]:

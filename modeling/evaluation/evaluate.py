@@ -22,8 +22,8 @@ from __future__ import annotations
 import functools
 import json
 import logging
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -37,12 +37,15 @@ from transformers import AutoImageProcessor, AutoModelForImageClassification
 
 from modeling import calibration
 from modeling import metrics as figures
+from modeling.augment import camera
 from modeling.data.index import DataError
 from modeling.data.selection import EvalData
-from modeling.evaluation import plots
-from modeling.evaluation.robustness import Degradation, sweep
+from modeling.evaluation import plots, provenance_summary
+from modeling.evaluation import stress as stress_test
+from modeling.evaluation.robustness import Degradation
+from modeling.evaluation.robustness import sweep as robustness_sweep
 from modeling.inference.images import ImageFiles
-from modeling.labels import AI_LABEL_ID, ID2LABEL, decision_threshold
+from modeling.labels import AI_LABEL_ID, ID2LABEL, decision_threshold, label_map
 from modeling.processing import processor_crop_size
 from modeling.run_folder import (
     CALIBRATION,
@@ -51,6 +54,8 @@ from modeling.run_folder import (
     PREDICTIONS,
     ROBUSTNESS,
     ROBUSTNESS_PREDICTIONS,
+    STRESS,
+    STRESS_PREDICTIONS,
     RunFolder,
 )
 
@@ -106,14 +111,16 @@ def predict_logits(
 
 def build_predictions(
     data: EvalData, logits: np.ndarray, valid: np.ndarray, threshold: float, temperature: float | None = None,
-    bias: float = 0.0,
+    bias: float = 0.0, ai_id: int = AI_LABEL_ID,
 ) -> pd.DataFrame:
     """The scored rows (unreadable images left out): calibrated P(ai), the thresholded prediction and,
     with a folded calibration, the P(ai) the model gave before it (from the logits with the folded map
-    undone: rebuilding it from the calibrated score would saturate at 0 and 1)."""
+    undone: rebuilding it from the calibrated score would saturate at 0 and 1). `ai_id`: the model's AI class."""
     rows = data.frame[valid].reset_index(drop=True)
-    scores = figures.ai_scores(logits[valid])
-    raw = figures.ai_scores(calibration.undo_scaling(logits[valid], temperature, bias)) if temperature else scores
+    scores = figures.ai_scores(logits[valid], ai_id)
+    raw = scores
+    if temperature:
+        raw = figures.ai_scores(calibration.undo_scaling(logits[valid], temperature, bias), ai_id)
     return rows.assign(score_ai=scores, score_ai_uncalibrated=raw, predicted=(scores >= threshold).astype(int))
 
 
@@ -158,6 +165,30 @@ class EvalResult:
     per_source: pd.DataFrame
     robustness: pd.DataFrame | None
     output_dir: Path
+    stress: pd.DataFrame | None = None
+    long_predictions: dict[str, pd.DataFrame] = field(default_factory=dict)  # file name -> the sweeps' rows
+
+
+def read_head(config: Any, ai_label: str | int | None = None) -> tuple[float, float | None, float, int]:
+    """(threshold, calibration temperature, bias, AI class id): how a model's logits become P(ai) and a label.
+
+    A model from elsewhere has no calibration and a threshold of 0.5; its AI class comes from `ai_label` or
+    its label names (`modeling.labels.label_map`, a ValueError when they do not say).
+    """
+    labels = label_map(config.id2label, ai_label)
+    if not labels.is_own:
+        logger.info("labels: %s", labels.describe())
+    ai_id = labels.ai_id
+    bias = float(getattr(config, "calibration_bias", None) or 0.0)
+    return decision_threshold(config), getattr(config, "calibration_temperature", None), bias, ai_id
+
+
+def add_provenance(result: EvalResult, root: Path, enabled: bool, trust_anchors: str | Path | None) -> None:
+    """What each scored file claims about its origin, beside its score: columns of predictions.csv and a
+    per-label summary in metrics.json; the scores and figures never use it."""
+    if enabled:
+        result.predictions = provenance_summary.with_columns(result.predictions, root, trust_anchors)
+        result.metrics["provenance"] = provenance_summary.summarize(result.predictions)
 
 
 def load_model_folder(model_dir: str | Path) -> tuple[torch.nn.Module, Any]:
@@ -175,20 +206,23 @@ def run_evaluation(
     batch_size: int = 64,
     num_workers: int = 0,
     robustness: bool = False,
+    stress: bool | Sequence[str] = False,
     accelerator: Accelerator | None = None,
+    ai_label: str | int | None = None, provenance: bool = True, trust_anchors: str | Path | None = None,
 ) -> EvalResult:
-    """Score `data` with the model folder, write every output file (main process), return the results."""
+    """Score `data` with the model folder, write every output file (main process), return the results.
+
+    robustness: the degradation sweep; stress: the real-photo stress test (True: every processing kind, or the
+    names of some of `modeling.augment.camera.KINDS`)."""
     accelerator = accelerator or Accelerator()
     model, processor = load_model_folder(model_dir)
-    threshold = decision_threshold(model.config)
-    temperature = getattr(model.config, "calibration_temperature", None)
-    bias = float(getattr(model.config, "calibration_bias", None) or 0.0)
+    threshold, temperature, bias, ai_id = read_head(model.config, ai_label)
     score_logits = functools.partial(predict_logits, model, processor, data.paths, batch_size=batch_size,
                                      num_workers=num_workers, accelerator=accelerator)
 
     def score(degrade: Degradation | None = None, desc: str = "evaluating") -> pd.DataFrame:
         logits, valid = score_logits(degrade=degrade, desc=desc)
-        return build_predictions(data, logits, valid, threshold, temperature, bias)
+        return build_predictions(data, logits, valid, threshold, temperature, bias, ai_id)
 
     predictions = score()
     if predictions.empty:
@@ -207,24 +241,40 @@ def run_evaluation(
         "operating_point": figures.operating_point(sections),
         **sections,
     }
-    table, long = sweep(predictions, score, threshold) if robustness else (None, None)
-    result = EvalResult(metrics, predictions, per_source_table(predictions), table, Path(output_dir))
+    result = EvalResult(metrics, predictions, per_source_table(predictions), None, Path(output_dir))
+    run_sweeps(result, score, threshold, robustness, stress)
+    add_provenance(result, data.root, provenance, trust_anchors)
     if accelerator.is_main_process:
-        write_outputs(result, long)
+        write_outputs(result)
     accelerator.wait_for_everyone()
     return result
 
 
-def write_outputs(result: EvalResult, sweep_predictions: pd.DataFrame | None) -> None:
+def run_sweeps(result: EvalResult, score: Callable[..., pd.DataFrame], threshold: float, robustness: bool,
+               stress: bool | Sequence[str]) -> None:
+    """The robustness sweep and the stress test, into `result` (tables, metrics, long predictions)."""
+    if robustness:
+        result.robustness, result.long_predictions[ROBUSTNESS_PREDICTIONS] = robustness_sweep(
+            result.predictions, score, threshold)
+    if stress:
+        kinds = tuple(camera.KINDS) if stress is True else tuple(stress)
+        table, long, point = stress_test.sweep(result.predictions, score, threshold, kinds)
+        result.stress, result.long_predictions[STRESS_PREDICTIONS] = table, long
+        result.metrics["stress"] = stress_test.summary(table, threshold, point)
+
+
+def write_outputs(result: EvalResult) -> None:
     out = result.output_dir
     out.mkdir(parents=True, exist_ok=True)
     (out / METRICS).write_text(json.dumps(result.metrics, indent=2) + "\n")
     result.predictions.to_csv(out / PREDICTIONS, index=False)
     result.per_source.to_csv(out / PER_SOURCE, index=False)
-    plots.plot_all(result.metrics, result.predictions, result.per_source, result.robustness, out)
-    if result.robustness is not None:
-        result.robustness.to_csv(out / ROBUSTNESS, index=False)
-        sweep_predictions.to_csv(out / ROBUSTNESS_PREDICTIONS, index=False)
+    plots.plot_all(result.metrics, result.predictions, result.per_source, result.robustness, out, result.stress)
+    for name, table in ((ROBUSTNESS, result.robustness), (STRESS, result.stress)):
+        if table is not None:
+            table.to_csv(out / name, index=False)
+    for name, rows in result.long_predictions.items():
+        rows.to_csv(out / name, index=False)
     logger.info("evaluation written to %s", out)
 
 
@@ -243,6 +293,8 @@ def calibrate_folder(
     """Calibrate an already trained folder on `data` (its validation rows) and re-save it in place."""
     accelerator = accelerator or Accelerator()
     model, processor = load_model_folder(model_dir)
+    if not label_map(model.config.id2label).is_own:  # the fold into the head assumes real=0, ai=1
+        raise ValueError(f"{model_dir}: calibration re-saves this package's model folders only (labels real, ai)")
     logits, valid = predict_logits(model, processor, data.paths, batch_size=batch_size, num_workers=num_workers,
                                    accelerator=accelerator, desc="calibrating")
     model = model.cpu()
@@ -273,7 +325,8 @@ def format_summary(result: EvalResult) -> str:
         "",
         result.per_source.to_string(index=False, float_format=lambda v: f"{v:.4f}"),
     ]
-    if result.robustness is not None:
-        lines += ["", result.robustness.to_string(index=False, float_format=lambda v: f"{v:.4f}", na_rep="n/a")]
-    lines += ["", f"files in {result.output_dir}"]
+    for table in (result.robustness, result.stress):
+        if table is not None:
+            lines += ["", table.to_string(index=False, float_format=lambda v: f"{v:.4f}", na_rep="n/a")]
+    lines += [*provenance_summary.format_lines(m.get("provenance")), "", f"files in {result.output_dir}"]
     return "\n".join(lines)

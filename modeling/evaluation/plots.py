@@ -118,9 +118,26 @@ def plot_robustness(table: pd.DataFrame, path: str | Path) -> Path:
     return _save(fig, path)
 
 
+def plot_stress(table: pd.DataFrame, threshold: float, point: float, path: str | Path) -> Path:
+    """Per processing kind: real images called ai at the stored threshold and at the 1% point, processed ai found."""
+    x = np.arange(len(table))
+    fig = Figure(figsize=(8, 4), layout="constrained")
+    ax = fig.add_subplot()
+    for offset, column, label in ((-0.27, "false_positive_rate", f"reals called ai at the threshold {threshold:.3g}"),
+                                  (0.0, "false_positive_rate_at_1pct", f"reals called ai at the 1% point {point:.3g}"),
+                                  (0.27, "detection_rate", "ai images found at the threshold")):
+        values = pd.to_numeric(table[column], errors="coerce").fillna(0.0)
+        ax.bar(x + offset, values, width=0.27, label=label)
+    ax.axhline(0.10, color="grey", linestyle=":", linewidth=1)
+    ax.set_xticks(x, table["kind"], rotation=30, ha="right")
+    ax.set(ylim=(0, 1), title="False accusations: real photos after camera and sharing processing")
+    ax.legend(loc="upper left", fontsize="small")
+    return _save(fig, path)
+
+
 def plot_all(
     metrics: dict[str, Any], predictions: pd.DataFrame, per_source: pd.DataFrame,
-    robustness: pd.DataFrame | None, out: Path,
+    robustness: pd.DataFrame | None, out: Path, stress: pd.DataFrame | None = None,
 ) -> None:
     """Every evaluation figure into `out` (names as in `modeling.run_folder.PLOTS`)."""
     labels, scores = predictions["label"].to_numpy(), predictions["score_ai"].to_numpy()
@@ -133,3 +150,5 @@ def plot_all(
     plot_per_source(per_source, out / "per_source.png")
     if robustness is not None:
         plot_robustness(robustness, out / "robustness.png")
+    if stress is not None:
+        plot_stress(stress, metrics["decision_threshold"], metrics["stress"]["threshold_at_1pct"], out / "stress.png")

@@ -7,6 +7,14 @@ user code share.
         print(row.path, row.label, row.score_ai, row.error)
 
 Every input gets one row, in input order: a file that cannot be decoded gets `error` and no score.
+Each row also carries what the file claims about its origin (`row.provenance`: C2PA manifest, XMP,
+generator text; `modeling.provenance`), read in the decode workers beside the pixels and never part of
+the score (`provenance=False` skips it).
+
+Any binary `AutoModelForImageClassification` is a detector here: its AI class is named by `ai_label`
+or inferred from the label names (`modeling.labels.label_map`), `score_ai` is P(that class), and the
+row's `label` is "ai" or "real" whatever the model calls them.
+
 Backends (`modeling.inference.runners`; `Detector.backend_name` says which one runs) are picked
 fastest first: a checked int8 ONNX export, torch bf16 on CPUs with native bf16, a checked fp32
 ONNX export, then torch fp32. An export is used only while its record matches the weights.
@@ -19,7 +27,7 @@ import os
 from collections import deque
 from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -37,9 +45,10 @@ from modeling.inference.images import (
     pixel_batches,
 )
 from modeling.inference.runners import OnnxRunner, TorchRunner
-from modeling.labels import ID2LABEL, decision_threshold
+from modeling.labels import LabelMap, LabelMapError, decision_threshold, label_map
 from modeling.metrics import ai_scores
 from modeling.processing import process_image
+from modeling.provenance import Provenance, read_provenance
 from modeling.run_folder import ONNX_FILES, RunFolder
 from modeling.system import cpu_has_native_bf16
 
@@ -48,7 +57,7 @@ logger = logging.getLogger(__name__)
 BACKENDS = ("auto", "torch", "onnx")
 PRECISIONS = ("auto", "fp32", "bf16", "int8")
 HUB_PATTERNS = ["*.json", "*.safetensors", "*.onnx", "*.md"]
-DEFAULT_CROPS = 1  # crops per image larger than the model input: see the README's multi-crop measurement
+DEFAULT_CROPS = 1  # crops per image larger than the model input: one already separates (docs/results.md, multi-crop)
 
 
 class ModelLoadError(RuntimeError):
@@ -57,15 +66,26 @@ class ModelLoadError(RuntimeError):
 
 @dataclass(frozen=True)
 class PredictionRow:
-    """One output row per input. `label`/`score_ai` are None exactly when `error` says why."""
+    """One output row per input. `label`/`score_ai` are None exactly when `error` says why; `provenance`
+    is what the file claims about its origin (None where it was not read), beside the score, never in it."""
 
     path: str
     label: str | None
     score_ai: float | None
     error: str | None = None
+    provenance: Provenance | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """Flat columns: path, label, score_ai, error, then the `provenance_*` columns where it was read."""
+        row = {"path": self.path, "label": self.label, "score_ai": self.score_ai, "error": self.error}
+        return {**row, **(self.provenance.to_dict() if self.provenance is not None else {})}
+
+    def to_record(self) -> dict[str, Any]:
+        """As `to_dict`, with provenance one nested object (lists kept as lists): for JSON lines."""
+        row = {"path": self.path, "label": self.label, "score_ai": self.score_ai, "error": self.error}
+        if self.provenance is not None:
+            row["provenance"] = {**asdict(self.provenance), "summary": self.provenance.summary}
+        return row
 
 
 
@@ -84,11 +104,13 @@ def resolve_model_dir(model: str | os.PathLike) -> Path:
         raise ModelLoadError(f"{model}: not a local folder and not downloadable from the Hub ({err})") from err
 
 
-def check_labels(config: Any, where: Path) -> None:
-    """Scores are P(label 1); refuse a model whose labels are not exactly real=0, ai=1."""
-    labels = {int(k): str(v) for k, v in (config.id2label or {}).items()}
-    if labels != ID2LABEL:
-        raise ModelLoadError(f"{where}: labels {labels} are not {ID2LABEL}; this is not a real/ai detector")
+def check_labels(config: Any, where: Path, ai_label: str | int | None = None) -> LabelMap:
+    """Which class is the AI side (scores are P(that class)); a model that is not a binary detector, or
+    whose labels do not say which side is AI without `ai_label`, is refused."""
+    try:
+        return label_map(config.id2label, ai_label)
+    except LabelMapError as err:
+        raise ModelLoadError(f"{where}: {err}") from err
 
 
 def _onnx_choice(model_dir: Path, kind: str) -> tuple[Path, str] | str:
@@ -100,7 +122,7 @@ def _onnx_choice(model_dir: Path, kind: str) -> tuple[Path, str] | str:
 def _pick_backend(model_dir: Path, backend: str, precision: str, device: str) -> tuple[str, str, Path | None]:
     """(backend, precision, onnx file), fastest first: int8 ONNX > native bf16 > fp32 ONNX > torch fp32.
 
-    That is the measured speed order on CPUs (README, "Batch prediction"); GPUs use torch.
+    That is the measured speed order on CPUs (docs/results.md, "Prediction speed"); GPUs use torch.
     """
     if backend not in BACKENDS or precision not in PRECISIONS:
         raise ValueError(f"backend must be one of {BACKENDS} and precision one of {PRECISIONS}")
@@ -127,6 +149,18 @@ def _pick_backend(model_dir: Path, backend: str, precision: str, device: str) ->
     return "torch", "fp32", None
 
 
+def _backend_for(
+    model_dir: Path, backend: str, precision: str, device: str, labels: LabelMap
+) -> tuple[str, str, Path | None]:
+    """`_pick_backend` for this package's folders; another detector runs on torch (ONNX exports are checked
+    against this package's own weights and labels only)."""
+    if labels.is_own:
+        return _pick_backend(model_dir, backend, precision, device)
+    if backend == "onnx":
+        raise ModelLoadError(f"{model_dir}: ONNX is used only for this package's model folders; use backend torch")
+    return _pick_backend(model_dir, "torch", "fp32" if precision == "int8" else precision, device)
+
+
 class Detector:
     """The saved detector with its saved processor, a backend, a threshold, and batch settings."""
 
@@ -140,11 +174,19 @@ class Detector:
         batch_size: int = 16,
         num_workers: int | None = None,
         crops: int = DEFAULT_CROPS,
+        labels: LabelMap | None = None,
+        provenance: bool = True,
+        trust_anchors: str | os.PathLike | None = None,
     ):
         self.runner = runner
         self.processor = processor
         self.config = config
         self.model_dir = model_dir
+        self.labels = labels or check_labels(config, model_dir)
+        self.provenance = provenance
+        self.trust_anchors = trust_anchors if provenance else None
+        if provenance:
+            check_provenance_setup(self.trust_anchors)
         self.threshold = decision_threshold(config) if threshold is None else float(threshold)
         if not 0.0 <= self.threshold <= 1.0:
             raise ValueError(f"threshold must be in [0, 1], got {self.threshold}")
@@ -168,12 +210,19 @@ class Detector:
         num_threads: int | None = None,
         device: str | None = None,
         crops: int = DEFAULT_CROPS,
+        ai_label: str | int | None = None,
+        provenance: bool = True,
+        trust_anchors: str | os.PathLike | None = None,
     ) -> Detector:
-        """Load a model folder (or Hub repo) written by training; `backend="auto"` picks the fastest.
+        """Load a model folder (or Hub repo) written by training, or any binary image classifier;
+        `backend="auto"` picks the fastest.
 
         num_threads: compute threads (default: all cores; sets torch's global count for torch).
         crops: native-resolution crops per image larger than the model input, their logits averaged
         (`modeling.processing.process_image`); 1 is the processor's single center crop.
+        ai_label: the model's name (or id) of its AI class; None infers it from the label names.
+        provenance: read each file's provenance beside its score; trust_anchors: a PEM file of root
+        certificates whose C2PA signers count as trusted.
         """
         if backend not in BACKENDS or precision not in PRECISIONS:
             raise ValueError(f"backend must be one of {BACKENDS} and precision one of {PRECISIONS}")
@@ -181,9 +230,9 @@ class Detector:
         device = device or ("cuda" if torch.cuda.is_available() else "cpu")
         try:
             config = AutoConfig.from_pretrained(str(model_dir))
-            check_labels(config, model_dir)
+            labels = check_labels(config, model_dir, ai_label)
             processor = AutoImageProcessor.from_pretrained(str(model_dir))
-            kind, precision, onnx_file = _pick_backend(model_dir, backend, precision, device)
+            kind, precision, onnx_file = _backend_for(model_dir, backend, precision, device, labels)
             if kind == "onnx":
                 runner: TorchRunner | OnnxRunner = OnnxRunner(onnx_file, precision, num_threads)
             else:
@@ -193,7 +242,8 @@ class Detector:
                 runner = TorchRunner(net, bf16=precision == "bf16", device=device)
         except (OSError, ValueError) as err:
             raise ModelLoadError(f"{model}: cannot load the model ({err})") from err
-        return cls(runner, processor, config, model_dir, threshold, batch_size, num_workers, crops)
+        return cls(runner, processor, config, model_dir, threshold, batch_size, num_workers, crops, labels,
+                   provenance, trust_anchors)
 
     @property
     def backend_name(self) -> str:
@@ -201,13 +251,14 @@ class Detector:
 
     def describe(self) -> str:
         where = getattr(self.runner, "path", None) or self.model_dir
+        labels = "" if self.labels.is_own else f"; labels: {self.labels.describe()}"
         return (
             f"{self.backend_name} ({where}), threshold {self.threshold:g}, batch {self.batch_size}, "
-            f"{self.num_workers} decode worker(s), {self.crops} crop(s) per large image"
+            f"{self.num_workers} decode worker(s), {self.crops} crop(s) per large image{labels}"
         )
 
     def _label(self, score: float) -> str:
-        return self.config.id2label[1] if score >= self.threshold else self.config.id2label[0]
+        return "ai" if score >= self.threshold else "real"
 
     def score_batch(self, batch: PixelBatch, paths: Sequence[str]) -> list[PredictionRow]:
         """Rows for one collated batch, in its order; non-finite model output is an error, not a score."""
@@ -217,13 +268,15 @@ class Detector:
             chunks = batch.pixel_values.split(self.batch_size)
             logits = np.concatenate([self.runner(chunk) for chunk in chunks])  # (crops of the batch, num_labels)
             per_image = np.split(logits, np.cumsum(batch.crop_counts)[:-1])
-            scores = ai_scores(np.stack([crops.mean(axis=0) for crops in per_image]))  # mean of the crops' logits
+            mean_logits = np.stack([crops.mean(axis=0) for crops in per_image])  # mean of the crops' logits
+            scores = ai_scores(mean_logits, self.labels.ai_id)
             for i, score in zip(batch.good, scores, strict=True):
                 if np.isfinite(score):
                     scored[i] = PredictionRow(paths[i], self._label(float(score)), float(score))
                 else:
                     scored[i] = PredictionRow(paths[i], None, None, f"{paths[i]}: model output is not finite")
-        return [scored.get(i) or PredictionRow(paths[i], None, None, batch.errors[i]) for i in batch.indices]
+        rows = [scored.get(i) or PredictionRow(paths[i], None, None, batch.errors[i]) for i in batch.indices]
+        return [replace(row, provenance=batch.provenance.get(i)) for i, row in zip(batch.indices, rows, strict=True)]
 
     def _scored_batches(self, batches: Iterable[PixelBatch], paths: Sequence[str]) -> Iterator[list[PredictionRow]]:
         """Rows of each batch, in order; up to the runner's `concurrent_runs` batches are scored at once."""
@@ -245,7 +298,8 @@ class Detector:
         items = expand_inputs(inputs)
         readable = [item.path for item in items if item.error is None]
         pending = iter(items)
-        batches = pixel_batches(readable, self.processor, self.batch_size, self.num_workers, self.crops)
+        batches = pixel_batches(readable, self.processor, self.batch_size, self.num_workers, self.crops,
+                                self.provenance, self.trust_anchors)
         for rows in self._scored_batches(batches, readable):
             for row in rows:
                 for item in pending:  # emit inputs that resolved to nothing where they were given
@@ -264,10 +318,37 @@ class Detector:
             names = [getattr(im, "filename", None) or f"<image {start + k}>" for k, im in enumerate(chunk)]
             items = []
             for k, image in enumerate(chunk):
+                provenance = self._provenance_of(image)
                 try:
                     pixels = process_image(self.processor, load_image(image), self.crops)
-                    items.append((k, pixels, None))
+                    items.append((k, pixels, None, provenance))
                 except ImageLoadError as err:
-                    items.append((k, None, str(err)))
+                    items.append((k, None, str(err), provenance))
             rows.extend(self.score_batch(collate_pixels(items), names))
         return rows
+
+    def _provenance_of(self, image: Any) -> Provenance | None:
+        """An in-memory input's provenance, from the bytes or file behind it (a decoded image has only its
+        filename); None when provenance is off or there is no file to read."""
+        source = file_source(image)
+        return read_provenance(source, self.trust_anchors) if self.provenance and source is not None else None
+
+
+def file_source(image: Any) -> str | os.PathLike | bytes | None:
+    """The file bytes or path behind an input of `load_image`, or None (a PIL image made in memory)."""
+    if isinstance(image, dict):
+        return image.get("bytes") or image.get("path")
+    if isinstance(image, (str, os.PathLike, bytes)):
+        return image
+    return getattr(image, "filename", None) or None
+
+
+def check_provenance_setup(trust_anchors: str | os.PathLike | None) -> None:
+    """A missing or unusable trust-anchor file is a setup mistake: raise (ValueError) before any file is read.
+
+    Reading an empty input also imports c2pa once here, so decode workers forked later start with it.
+    """
+    try:
+        read_provenance(b"", trust_anchors)
+    except OSError as err:
+        raise ValueError(f"trust anchors {trust_anchors}: {err}") from err

@@ -51,6 +51,7 @@ class TorchRunner:
         if not self._checked:  # first batch: bf16 must agree with fp32, else drop it
             self._checked = True
             reference = self._forward(pixel_values, False)
+            # P(class 1) of both: with two classes its change equals P(class 0)'s, whichever class is the AI one
             gap = float(np.nanmax(np.abs(ai_scores(logits) - ai_scores(reference))))
             if not gap <= BF16_TOLERANCE:
                 logger.warning("bf16 scores differ from fp32 by %.4f (> %s): using fp32", gap, BF16_TOLERANCE)

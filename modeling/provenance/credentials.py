@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import re
 from dataclasses import dataclass
 from functools import lru_cache
@@ -79,6 +80,10 @@ def _context(trust_anchors_pem: str | None) -> Any:
         return c2pa.Context(c2pa.Settings.from_dict(settings_dict(trust_anchors_pem)))
     except c2pa.C2paError as error:  # e.g. a trust-anchor PEM whose certificates do not parse
         raise ValueError(f"c2pa rejected the reading settings: {error}") from error
+
+
+if hasattr(os, "register_at_fork"):  # c2pa refuses a Context made before fork() ("Context is not valid"):
+    os.register_at_fork(after_in_child=_context.cache_clear)  # a forked decode worker builds its own (0.2 ms)
 
 
 @lru_cache(maxsize=8)

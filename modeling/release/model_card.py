@@ -31,6 +31,7 @@ from modeling.run_folder import (
     PLOTS,
     ROBUSTNESS,
     RUN_INFO,
+    STRESS,
     RunFolder,
 )
 
@@ -57,6 +58,7 @@ class CardInputs:
     per_source: pd.DataFrame | None
     robustness: pd.DataFrame | None
     manifest_counts: pd.DataFrame | None
+    stress: pd.DataFrame | None = None
 
 
 def _read_csv(path: Path) -> pd.DataFrame | None:
@@ -90,6 +92,7 @@ def read_card_inputs(model_dir: str | Path) -> CardInputs:
         per_source=_read_csv(run.eval_dir / PER_SOURCE),
         robustness=_read_csv(run.eval_dir / ROBUSTNESS),
         manifest_counts=_manifest_counts(run / MANIFEST),
+        stress=_read_csv(run.eval_dir / STRESS),
     )
 
 
@@ -264,6 +267,7 @@ def _evaluation_fields(inputs: CardInputs) -> dict[str, Any]:
     fields: dict[str, Any] = {
         "test_data": None, "ece_bins": ECE_BINS, "unseen_evaluated": False, "operating_point": None,
         "metrics_table": None, "per_source_table": None, "robustness_table": None, "plots": [],
+        **_false_accusation_fields(inputs),
     }
     if not m:
         return fields
@@ -279,6 +283,28 @@ def _evaluation_fields(inputs: CardInputs) -> dict[str, Any]:
         "robustness_table": None if inputs.robustness is None else markdown_table(inputs.robustness),
         "plots": [(title, f"{EVAL_DIR}/{name}") for name, title in PLOTS.items()
                   if (inputs.model_dir / EVAL_DIR / name).is_file()],
+    }
+
+
+STRESS_COLUMNS = {  # stress.csv column -> the card's heading
+    "kind": "real photos after", "n_real": "reals", "false_positive_rate": "called ai at the threshold",
+    "false_positive_rate_at_1pct": "called ai at the 1% point", "detection_rate": "ai images found (same processing)",
+}
+
+
+def _false_accusation_fields(inputs: CardInputs) -> dict[str, Any]:
+    """The stress test in eval/stress.csv: per processing kind, the share of real photos called ai."""
+    table, stress = inputs.stress, (inputs.metrics or {}).get("stress") or {}
+    if table is None or table.empty:
+        return {"false_accusations_table": None, "false_accusations_point": None, "worst_false_accusation": None}
+    shown = table[list(STRESS_COLUMNS)].rename(columns=STRESS_COLUMNS)
+    shown.iloc[:, 0] = shown.iloc[:, 0].replace({"none": "no processing"})
+    worst = stress.get("worst_kind")
+    return {
+        "false_accusations_table": markdown_table(shown),
+        "false_accusations_point": _fmt(stress.get("threshold_at_1pct")),
+        "worst_false_accusation": None if worst is None else {
+            "kind": worst, "rate": _fmt(stress.get("worst_false_positive_rate"))},
     }
 
 
