@@ -29,12 +29,16 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import pandas as pd
+
 from benchmarks import DEMO_CONFIG, TRAIN_SCRIPT
 from benchmarks.sets import SETS
 from modeling.config import parse_config
 from modeling.data.demo import DEMO_DATA_DIR, DemoSpec, demo_data_exists, make_demo_data
 from modeling.data.generated import set_exists, write_set
-from modeling.run_folder import RunFolder, results_file
+from modeling.inference.predictor import Detector
+from modeling.run_folder import EVAL_DIR, METRICS, PREDICTIONS, RunFolder, results_file
 
 SET_IMAGES_PER_SOURCE = 300  # the evaluation sets' size (per AI source), seed 0
 RESAMPLED_DIR = Path("data/demo_resampled")
@@ -42,7 +46,9 @@ RESAMPLED_DIR = Path("data/demo_resampled")
 # renders up to 260 px give scales 0.77..1.25 (the demo's 200..200 crop keeps native pixels)
 RESAMPLED_SPEC = {"min_render": 200, "max_render": 260, "min_crop": 160, "max_crop": None}
 LEARNED_AT = 0.9  # "steps to learn": the first evaluation at or above this validation ROC-AUC
-COLUMNS = ("seen_roc_auc", "unseen_roc_auc", "steps_to_val_0.9", "wall_s")
+COLUMNS = ("seen_roc_auc", "unseen_roc_auc", "steps_to_val_0.9", "wall_s", "threshold", "fpr_plain", "fpr_worst",
+           "detect_seen", "scores_between", "backend_agree")
+READABLE = (0.01, 0.99)  # a score strictly between these is one a person can read as a probability
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -86,8 +92,10 @@ def train_one(seed: int, args: argparse.Namespace, data_args: list[str]) -> dict
     out = Path(args.output_dir) / f"seed_{seed}"
     shutil.rmtree(out, ignore_errors=True)  # a stale checkpoint would be resumed
     overrides = _overrides(args)
+    # the learned decoders are fitted once per training split and settings, shared by the runs of this benchmark
+    cache = ["--self_fake_learned_cache", str(Path(args.output_dir).parent / "learned_decoder_cache")]
     cmd = [sys.executable, str(TRAIN_SCRIPT), "--config", args.config, "--seed", str(seed),
-           "--output_dir", str(out), *data_args, *overrides]
+           "--output_dir", str(out), *cache, *data_args, *overrides]
     start = time.perf_counter()
     done = subprocess.run(cmd, capture_output=True, text=True)
     wall = time.perf_counter() - start
@@ -98,7 +106,39 @@ def train_one(seed: int, args: argparse.Namespace, data_args: list[str]) -> dict
     seen = run.read_json(results_file("test")) or {}
     unseen = run.read_json(results_file("test_unseen")) or {}
     return {"seed": seed, "seen_roc_auc": seen.get("test_roc_auc"), "unseen_roc_auc": unseen.get("test_unseen_roc_auc"),
-            "steps_to_val_0.9": steps_to_learn(run), "wall_s": round(wall, 1)}
+            "steps_to_val_0.9": steps_to_learn(run), "wall_s": round(wall, 1), **verdict_figures(run)}
+
+
+def verdict_figures(run: RunFolder) -> dict[str, Any]:
+    """What a user of the run's verdicts gets: the stored threshold, false-positive rates on plain and on the worst
+    processed reals (the stress test), the seen generators' detection rate, the share of test scores a person can
+    read, and how often the default backend's verdict equals torch fp32's on the test images."""
+    metrics = run.read_json(f"{EVAL_DIR}/{METRICS}") or {}
+    stress = (metrics.get("stress") or {}).get("kinds", {})
+    predictions = pd.read_csv(run.eval_dir / PREDICTIONS) if (run.eval_dir / PREDICTIONS).is_file() else None
+    scores = predictions["score_ai"] if predictions is not None else pd.Series(dtype=float)
+    return {
+        "threshold": metrics.get("decision_threshold"),
+        "fpr_plain": (stress.get("none") or {}).get("false_positive_rate"),
+        "fpr_worst": metrics.get("stress", {}).get("worst_false_positive_rate"),
+        "worst_kind": metrics.get("stress", {}).get("worst_kind"),
+        "detect_seen": (metrics.get("operating_point") or {}).get("detection_rate_seen"),
+        "scores_between": float(scores.between(*READABLE, inclusive="neither").mean()) if len(scores) else None,
+        "backend_agree": backend_agreement(run, predictions),
+        "stress": {kind: row.get("false_positive_rate") for kind, row in stress.items()},
+    }
+
+
+def backend_agreement(run: RunFolder, predictions: pd.DataFrame | None) -> float | None:
+    """Share of the test images on which the default backend (`Detector`, backend auto) gives torch fp32's verdict."""
+    if predictions is None or predictions.empty:
+        return None
+    data_dir = Path((run.training_config() or {}).get("data_dir", "."))
+    paths = [str(data_dir / p) for p in predictions["path"]]
+    verdicts = [[row.label for row in Detector.from_pretrained(run.root, backend=backend, precision=precision)
+                 .predict(paths)]
+                for backend, precision in (("auto", "auto"), ("torch", "fp32"))]
+    return float(np.mean([a == b for a, b in zip(*verdicts, strict=True)]))
 
 
 def summary(rows: list[dict[str, Any]]) -> dict[str, dict[str, float | None]]:
@@ -115,19 +155,37 @@ def _fmt(value: Any) -> str:
     return "-" if value is None else f"{value:.4f}" if isinstance(value, float) and value <= 1 else str(value)
 
 
+def stress_summary(rows: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
+    """min / median / max over the seeds of each processing kind's false-positive rate at the stored threshold."""
+    kinds = dict.fromkeys(k for r in rows for k in r.get("stress", {}))
+    out = {}
+    for kind in kinds:
+        values = [r["stress"][kind] for r in rows if r.get("stress", {}).get(kind) is not None]
+        if values:
+            out[kind] = {"min": min(values), "median": statistics.median(values), "max": max(values)}
+    return out
+
+
 def run(args: argparse.Namespace) -> int:
     Path(args.output_dir).mkdir(parents=True, exist_ok=True)
     data_args = prepare_data(args.dataset, args.config, _overrides(args))
-    print(f"{'seed':>4}  " + "  ".join(f"{c:>16}" for c in COLUMNS), flush=True)
+    print(f"{'seed':>4}  " + "  ".join(f"{c:>14}" for c in COLUMNS), flush=True)
     rows = []
     for seed in range(args.first_seed, args.first_seed + args.seeds):
         row = train_one(seed, args, data_args)
         rows.append(row)
-        print(f"{seed:>4}  " + "  ".join(f"{_fmt(row[c]):>16}" for c in COLUMNS), flush=True)
+        print(f"{seed:>4}  " + "  ".join(f"{_fmt(row[c]):>14}" for c in COLUMNS), flush=True)
+        if row.get("stress"):
+            print("      stress, reals called ai: " + ", ".join(f"{k} {_fmt(v)}" for k, v in row["stress"].items()),
+                  flush=True)
     stats = summary(rows)
     for name in ("min", "median", "max"):
-        print(f"{name:>6}" + "".join(f"  {_fmt(stats[c][name]):>16}" for c in COLUMNS))
+        print(f"{name:>6}" + "".join(f"  {_fmt(stats[c][name]):>14}" for c in COLUMNS))
+    stress = stress_summary(rows)
+    for kind, values in stress.items():
+        print(f"  stress {kind:>16}: reals called ai min / median / max "
+              f"{_fmt(values['min'])} / {_fmt(values['median'])} / {_fmt(values['max'])}")
     report = {"dataset": args.dataset, "config": args.config, "overrides": args.overrides, "runs": rows,
-              "summary": stats}
+              "summary": stats, "stress_summary": stress}
     (Path(args.output_dir) / "benchmark.json").write_text(json.dumps(report, indent=2) + "\n")
     return 0

@@ -4,11 +4,18 @@ A network trained with cross-entropy is usually overconfident: a score of 0.99 i
 than 99% of the time. Temperature scaling (Guo et al., 2017) divides the logits by one scalar T
 fitted on the validation split; it never changes the ranking (ROC-AUC). A temperature alone cannot
 fix a shifted class prior, and training changes the prior whenever it relabels images (self-made
-fakes turn half the training reals into `ai`, so the network learns P(ai) under ~3:1 odds that
+fakes turn a share of the training reals into `ai`, so the network learns P(ai) under class odds that
 validation does not have). So the logit gap ai - real is fitted as `gap / T + bias` (Platt scaling,
 two parameters, still monotone: ranking unchanged). Because the head is linear both fold into it:
 weight and bias divided by T, then +bias/2 on the `ai` row and -bias/2 on the `real` row, so
 `pipeline("image-classification")` returns calibrated scores with no extra code.
+
+The fit cannot saturate on a validation split the network separates perfectly: it minimises the
+cross-entropy against Platt's smoothed targets ((N+ + 1) / (N+ + 2) for the ai images, 1 / (N- + 2) for
+the reals: what N observations justify, never exactly 0 or 1), the temperature may sharpen the network's
+scores at most TEMPERATURE_BOUNDS[0]-fold and the shift is bounded. A validation split that holds processed
+reals (`camera_validation`) is not separable in the first place. So the stored threshold stays a
+probability a person can read, and small backend differences cannot flip a verdict.
 
 The decision threshold (P(ai) >= threshold -> "ai") is chosen on validation, on the calibrated
 scores, by a stated rule, and stored in the model config as `decision_threshold` together with
@@ -32,20 +39,35 @@ from modeling.metrics import ai_scores, brier_score, expected_calibration_error,
 logger = logging.getLogger(__name__)
 
 DEFAULT_RULE = DEFAULT_THRESHOLD_RULE
-TEMPERATURE_BOUNDS = (0.05, 50.0)
+TEMPERATURE_BOUNDS = (0.25, 20.0)  # at most 4x sharper than the network's own scores
+BIAS_BOUND = 8.0  # |prior shift| on the logit gap: odds moved at most e^8-fold
 SCORE_RESOLUTION = 1e-6  # P(ai) differences below this are float32 noise, not a ranking
 
 
 # --------------------------------------------------------------------------- temperature
 
 
-def fit_temperature(logits: np.ndarray, labels: np.ndarray) -> float:
-    """The T > 0 minimising the NLL of logits / T (a 1-D convex problem in log T)."""
-    logits = np.asarray(logits, dtype=np.float64)
+def platt_targets(labels: np.ndarray) -> np.ndarray:
+    """Platt's smoothed targets: (N+ + 1) / (N+ + 2) for ai images, 1 / (N- + 2) for reals."""
     labels = np.asarray(labels, dtype=int)
+    positives, negatives = int((labels == AI_LABEL_ID).sum()), int((labels != AI_LABEL_ID).sum())
+    return np.where(labels == AI_LABEL_ID, (positives + 1) / (positives + 2), 1 / (negatives + 2))
+
+
+def soft_nll(logits: np.ndarray, targets: np.ndarray) -> float:
+    """Mean cross-entropy of P(ai) = softmax(logits)[ai] against soft targets (numerically stable)."""
+    logits = np.asarray(logits, dtype=np.float64)
+    gap = logits[:, AI_LABEL_ID] - logits[:, 1 - AI_LABEL_ID]
+    return float(np.mean(targets * np.logaddexp(0.0, -gap) + (1 - targets) * np.logaddexp(0.0, gap)))
+
+
+def fit_temperature(logits: np.ndarray, labels: np.ndarray) -> float:
+    """The T in TEMPERATURE_BOUNDS minimising the smoothed-target NLL of logits / T (1-D, convex in log T)."""
+    logits = np.asarray(logits, dtype=np.float64)
+    targets = platt_targets(labels)
     lo, hi = (math.log(b) for b in TEMPERATURE_BOUNDS)
     result = minimize_scalar(
-        lambda log_t: negative_log_likelihood(logits / math.exp(log_t), labels),
+        lambda log_t: soft_nll(logits / math.exp(log_t), targets),
         bounds=(lo, hi),
         method="bounded",
         options={"xatol": 1e-6},
@@ -75,12 +97,13 @@ def undo_scaling(logits: np.ndarray, temperature: float, bias: float = 0.0) -> n
 
 
 def fit_scaling(logits: np.ndarray, labels: np.ndarray) -> tuple[float, float]:
-    """(T, bias) minimising the NLL of `apply_scaling`; starts from the temperature-only fit."""
+    """(T, bias) minimising the smoothed-target NLL of `apply_scaling` within the bounds; starts from the
+    temperature-only fit."""
     logits = np.asarray(logits, dtype=np.float64)
-    labels = np.asarray(labels, dtype=int)
+    targets = platt_targets(labels)
     start = math.log(fit_temperature(logits, labels))
-    bounds = [tuple(math.log(b) for b in TEMPERATURE_BOUNDS), (-50.0, 50.0)]
-    result = minimize(lambda p: negative_log_likelihood(apply_scaling(logits, math.exp(p[0]), p[1]), labels),
+    bounds = [tuple(math.log(b) for b in TEMPERATURE_BOUNDS), (-BIAS_BOUND, BIAS_BOUND)]
+    result = minimize(lambda p: soft_nll(apply_scaling(logits, math.exp(p[0]), p[1]), targets),
                       x0=np.array([start, 0.0]), bounds=bounds, method="L-BFGS-B")
     return float(math.exp(result.x[0])), float(result.x[1])
 

@@ -167,13 +167,43 @@ class AugmentArguments:
         default_factory=lambda: [0.77, 1.25], metadata={"help": "Scales of that resize (ArtiFact: 200/side)."}
     )
     self_fake_learned_prob: float = field(
-        default=0.0, metadata={"help": "Share of the self-fakes made by a small autoencoder fitted on the run's "
+        default=0.0, metadata={"help": "Share of the self-fakes made by small autoencoders fitted on the run's "
                                "own real training images (modeling/augment/learned_decoder.py); the rest by the "
                                "hand-made family."}
     )
-    self_fake_learned_steps: int = field(default=300, metadata={"help": "Fitting steps of that autoencoder."})
+    self_fake_learned_archs: list[str] = field(
+        default_factory=lambda: ["nearest_conv"],
+        metadata={"help": "Decoder architectures of the learned family: nearest_conv, bilinear_conv, transposed_conv, "
+                  "pixel_shuffle (one autoencoder per architecture and latent stride)."},
+    )
+    self_fake_learned_factors: list[int] = field(
+        default_factory=lambda: [4], metadata={"help": "Latent strides of the learned family (2, 4, 8)."}
+    )
+    self_fake_learned_steps: int = field(default=300, metadata={"help": "Fitting steps of each autoencoder."})
     self_fake_learned_images: int = field(
-        default=256, metadata={"help": "At most this many real training images to fit it on (a seeded draw)."}
+        default=256, metadata={"help": "At most this many real training images to fit them on (a seeded draw)."}
+    )
+    self_fake_learned_hf_restore: list[float] | None = field(
+        default=None, metadata={"help": "Share of the fine detail put back into the learned decoders' fakes "
+                                "(default: self_fake_hf_restore); [0, 0] keeps what the decoder leaves."}
+    )
+    self_fake_learned_cache: str | None = field(
+        default=None, metadata={"help": "Folder for the fitted decoders, reused when the images and settings "
+                                "match (default: learned_decoders/ in output_dir)."}
+    )
+    camera_prob: float = field(
+        default=0.0,
+        metadata={"help": "P(a training image, real or ai, goes through one camera/sharing processing kind: digital "
+                  "zoom, night mode, HDR, skin smoothing, re-share, screenshot, other size, thumbnail; its label "
+                  "stays)."},
+    )
+    camera_kinds: list[str] = field(
+        default_factory=list, metadata={"help": "Which kinds (names in modeling/augment/camera.py); empty: all."}
+    )
+    camera_validation: bool = field(
+        default=False,
+        metadata={"help": "The validation split also holds a processed copy of each image (kinds in turn, draws of "
+                  "their own), so checkpoint choice, calibration and the threshold see processed reals."},
     )
     self_fake_processing: str = field(
         default="matched",
@@ -183,12 +213,14 @@ class AugmentArguments:
 
     def __post_init__(self) -> None:
         for name in ("hflip_prob", "rescale_prob", "blur_prob", "jpeg_prob", "grayscale_prob", "self_fake_prob",
-                     "self_fake_jpeg_prob", "self_fake_resample_prob", "self_fake_learned_prob"):
+                     "self_fake_jpeg_prob", "self_fake_resample_prob", "self_fake_learned_prob", "camera_prob"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ConfigError(f"{name} must be a probability in [0, 1], got {getattr(self, name)}")
         for name in ("rescale_range", "blur_sigma", "jpeg_quality", "self_fake_jpeg_quality", "self_fake_hf_restore",
-                     "self_fake_resample_range"):
+                     "self_fake_resample_range", "self_fake_learned_hf_restore"):
             lo_hi = getattr(self, name)
+            if lo_hi is None:
+                continue
             if len(lo_hi) != 2 or lo_hi[0] > lo_hi[1]:
                 raise ConfigError(f"{name} must be [low, high], got {lo_hi}")
         if self.self_fake_processing not in SELF_FAKE_PROCESSING:
@@ -206,6 +238,11 @@ class RunArguments:
     evaluate_robustness: bool = field(
         default=True,
         metadata={"help": "Run the robustness sweep (JPEG, downscale, blur, WebP) in the end-of-training evaluation."},
+    )
+    evaluate_stress: bool = field(
+        default=True,
+        metadata={"help": "Run the real-photo stress test (false-positive rates after camera and sharing processing) "
+                  "in the end-of-training evaluation."},
     )
     export_onnx: bool = field(
         default=True,

@@ -46,7 +46,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--backend", choices=BACKENDS, default="auto", help="As in scripts/predict.py.")
     parser.add_argument("--threshold", type=float, default=None, help="P(ai) >= T means ai (default: the model's).")
     parser.add_argument("--margin", type=float, default=UNCERTAIN_MARGIN,
-                        help="'uncertain' when a score is this close to the threshold (default: %(default)s).")
+                        help="'uncertain' when a score's log-odds are this close to the threshold's (default: "
+                        "%(default)s, odds within e-fold).")
     parser.add_argument("--ai_label", default=None, metavar="NAME",
                         help="As in scripts/predict.py: the model's label of its AI class (default: inferred).")
     parser.add_argument("--trust_anchors", metavar="PEM", default=None,

@@ -1,6 +1,7 @@
 """Benchmarks that print figures and ratios measured side by side in one run.
 
     python scripts/benchmark.py demo --seeds 5               # the demo recipe over seeds (--dataset outside)
+    python scripts/benchmark.py loao --seeds 3               # each learned-decoder architecture left out
     python scripts/benchmark.py multicrop --model outputs/demo   # one crop vs several on 1024 px images
     python scripts/benchmark.py predict                      # predict.py backends vs pipeline()
     python scripts/benchmark.py provenance                   # reading provenance: per file, and predict on vs off
@@ -27,6 +28,7 @@ from modeling.extras import requires_extra  # noqa: E402
 
 SUBCOMMANDS = {
     "demo": "benchmarks.demo",
+    "loao": "benchmarks.loao",
     "multicrop": "benchmarks.multicrop",
     "predict": "benchmarks.predict",
     "provenance": "benchmarks.provenance",

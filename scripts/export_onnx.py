@@ -41,7 +41,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--data_dir", help="Image root of the model's manifest (default: from training_config.yaml).")
     parser.add_argument("--images", nargs="+", help="Unlabelled images/folders/globs instead of the manifest.")
     parser.add_argument("--num_calibration", type=int, default=128, help="Images to calibrate int8 on.")
-    parser.add_argument("--num_check", type=int, default=256, help="Images to check parity and ROC-AUC on.")
+    parser.add_argument("--num_check", type=int, default=2048,
+                        help="Images to check parity, verdict agreement and ROC-AUC on.")
     return parser
 
 

@@ -150,10 +150,18 @@ def test_stability_verdict_rules():
                              {"original": 0.9, "jpeg75": 0.85, "half": 0.2}, threshold=0.5, margin=0.1)
     assert flip[0] == "uncertain" and "downscale" in flip[1]
     near = stability_verdict({"original": "real", "jpeg75": "real", "half": "real"},
-                             {"original": 0.1, "jpeg75": 0.65, "half": 0.2}, threshold=0.7, margin=0.1)
+                             {"original": 0.1, "jpeg75": 0.65, "half": 0.2}, threshold=0.7, margin=0.4)
     assert near[0] == "uncertain" and "0.65" in near[1]
     assert stability_verdict({"original": "real", "jpeg75": "real", "half": "real"},
-                             {"original": 0.1, "jpeg75": 0.59, "half": 0.2}, threshold=0.7, margin=0.1)[0] == "real"
+                             {"original": 0.1, "jpeg75": 0.59, "half": 0.2}, threshold=0.7, margin=0.4)[0] == "real"
+    # log-odds, not probability: with a threshold of 0.02 a plain real photo at 0.004 is clear of it (odds 5x
+    # apart), where 0.10 of probability would have called it uncertain
+    clear = stability_verdict({"original": "real", "jpeg75": "real", "half": "real"},
+                              {"original": 0.004, "jpeg75": 0.003, "half": 0.005}, threshold=0.02, margin=1.0)
+    assert clear[0] == "real"
+    close = stability_verdict({"original": "real", "jpeg75": "real", "half": "real"},
+                              {"original": 0.004, "jpeg75": 0.015, "half": 0.005}, threshold=0.02, margin=1.0)
+    assert close[0] == "uncertain"
 
 
 def test_analyze_scores_like_the_cli_and_explains_bad_files(tiny_model, demo_images, tmp_path):

@@ -157,17 +157,17 @@ def test_processing_rule_from_config(tmp_path: Path) -> None:
 
 
 def test_the_learned_decoder_is_fitted_reproducibly_and_reconstructs_any_size() -> None:
-    from modeling.augment.learned_decoder import fit_autoencoder, uint8_images
+    from modeling.augment.learned_decoder import DecoderSpec, fit_autoencoder, uint8_images
 
     arrays = [np.asarray(photo(seed, 64)) for seed in range(4)]
-    first = fit_autoencoder(uint8_images(arrays), steps=30, seed=3)
-    again = fit_autoencoder(uint8_images(arrays), steps=30, seed=3)
+    first = fit_autoencoder(uint8_images(arrays), DecoderSpec(steps=30, seed=3))
+    again = fit_autoencoder(uint8_images(arrays), DecoderSpec(steps=30, seed=3))
     for a, b in zip(first.state_dict().values(), again.state_dict().values(), strict=True):
         assert torch.equal(a, b)  # one thread, one seed: the same weights
     x = torch.from_numpy(arrays[0][:50, :47].copy()).permute(2, 0, 1).float() / 255
     y = first.reconstruct(x)
     assert y.shape == x.shape and not torch.equal(y, x)
-    untrained = fit_autoencoder(uint8_images(arrays), steps=0, seed=3)
+    untrained = fit_autoencoder(uint8_images(arrays), DecoderSpec(steps=0, seed=3))
     assert (first.reconstruct(x) - x).abs().mean() < (untrained.reconstruct(x) - x).abs().mean()  # it learned
 
 
@@ -175,10 +175,10 @@ def test_learned_self_fakes_get_the_detail_back_so_blur_is_no_cue() -> None:
     """An autoencoder's reconstruction is blurred (on the blind set's reals it kept a quarter of the Laplacian
     energy); with hf_restore the original's detail above the x4 latent goes back on it, as for the hand-made
     family, so "less detail" does not say ai and the reconstruction's own deviations remain."""
-    from modeling.augment.learned_decoder import LATENT_FACTOR, fit_autoencoder, uint8_images
+    from modeling.augment.learned_decoder import DecoderSpec, fit_autoencoder, uint8_images
 
     arrays = [np.asarray(photo(seed, 64)) for seed in range(4)]
-    decoder = fit_autoencoder(uint8_images(arrays), steps=30, seed=0)
+    decoder = fit_autoencoder(uint8_images(arrays), DecoderSpec(steps=30, seed=0))
     image = torch.from_numpy(arrays[1].copy()).permute(2, 0, 1)
     x = image.float() / 255
 
@@ -186,19 +186,19 @@ def test_learned_self_fakes_get_the_detail_back_so_blur_is_no_cue() -> None:
         return float(highpass_residual(y.float() / 255, 2).pow(2).mean() / highpass_residual(x, 2).pow(2).mean())
 
     blurred, restored = (
-        SelfFakes(prob=1.0, jpeg_prob=0.0, hf_restore=(lam, lam), learned=decoder, learned_prob=1.0)(
+        SelfFakes(prob=1.0, jpeg_prob=0.0, hf_restore=(lam, lam), learned=(decoder,), learned_prob=1.0)(
             image, 0, np.random.default_rng(0))[0]
         for lam in (0.0, 1.0)
     )
     assert detail(blurred) < 0.5 < 0.7 < detail(restored) < 1.5
-    expected = decoder.reconstruct(x) + highpass_residual(x, LATENT_FACTOR)
+    expected = decoder.reconstruct(x) + highpass_residual(x, decoder.factor)
     assert torch.allclose(restored.float() / 255, expected.clamp(0, 1), atol=1 / 255 + 1e-6)
 
 
 def test_learned_self_fakes_only_for_training_reals(tmp_path: Path) -> None:
     """self_fake_learned_prob 1: every self-fake is the learned decoder's reconstruction; the decoder is fitted on
     training reals only, and evaluation splits keep their images and labels."""
-    from modeling.training.data import learned_decoder
+    from modeling.training.data import learned_decoders
 
     data = make_demo_data(tmp_path / "data", DemoSpec(images_per_source=6), progress=False)
     argv = TinyModelTester.train_argv(data, tmp_path / "out", "--image_size", "32", "--train_crop_size", "32",
@@ -206,21 +206,74 @@ def test_learned_self_fakes_only_for_training_reals(tmp_path: Path) -> None:
                                       "--self_fake_learned_prob", "1.0", "--self_fake_learned_steps", "5")
     config = parse_config(argv)
     manifest = prepare_manifest(config, tmp_path / "out")
-    decoder = learned_decoder(config, manifest)
-    assert decoder is not None and not decoder.training
-    fakes = build_self_fakes(config.augment, 10, 10, decoder)
+    (decoder,) = learned_decoders(config, manifest)
+    assert not decoder.training
+    fakes = build_self_fakes(config.augment, 10, 10, [decoder])
     image = photo(7, 64)
-    learned_only = SelfFakes(prob=1.0, jpeg_prob=0.0, hf_restore=(0.0, 0.0), learned=decoder, learned_prob=1.0)
+    learned_only = SelfFakes(prob=1.0, jpeg_prob=0.0, hf_restore=(0.0, 0.0), learned=(decoder,), learned_prob=1.0)
     out, label = learned_only(image, 0, np.random.default_rng(0))
     x = torch.from_numpy(np.asarray(image).copy()).permute(2, 0, 1).float() / 255
     expected = decoder.reconstruct(x).clamp(0, 1).mul(255).add(0.5).floor().to(torch.uint8).permute(1, 2, 0).numpy()
     assert label == 1 and np.array_equal(np.asarray(out), expected)
-    assert fakes.learned is decoder and fakes.learned_prob == 1.0
+    assert fakes.learned == (decoder,) and fakes.learned_prob == 1.0
     splits = build_datasets(config, manifest, build_image_processor("crop", 32))
     for name in ("validation", "test"):
         assert [int(row["labels"]) for row in splits[name]] == manifest[manifest["split"] == name]["label"].tolist()
     assert {int(row["labels"]) for row in splits["train"]} == {1}
     off = parse_config([*argv, "--self_fake_learned_prob", "0"])
-    assert learned_decoder(off, manifest) is None
+    assert learned_decoders(off, manifest) == []
     with pytest.raises(ValueError, match="learned"):
         SelfFakes(learned_prob=0.5)
+
+
+@pytest.mark.parametrize("arch", ["nearest_conv", "bilinear_conv", "transposed_conv", "pixel_shuffle"])
+def test_every_learned_architecture_reconstructs_any_size_at_every_stride(arch: str) -> None:
+    from modeling.augment.learned_decoder import SmallAutoencoder
+
+    for factor in (2, 4, 8):
+        model = SmallAutoencoder(arch, factor).eval()
+        x = torch.rand(3, 37, 50)
+        assert model.reconstruct(x).shape == x.shape
+        assert model.encoder(torch.rand(1, 3, 64, 64)).shape[-1] == 64 // factor
+    with pytest.raises(ValueError, match="architecture"):
+        SmallAutoencoder("lanczos_conv", 4)
+    with pytest.raises(ValueError, match="power of two"):
+        SmallAutoencoder(arch, 3)
+
+
+def test_the_learned_family_is_fitted_once_and_then_read_from_its_cache(tmp_path: Path) -> None:
+    """One autoencoder per (architecture, stride); a second run with the same images and settings loads the
+    cached weights (the same tensors) instead of fitting again, and other images give other cache files."""
+    from modeling.augment.learned_decoder import family_specs, fit_family, uint8_images
+
+    images = uint8_images([np.asarray(photo(seed, 64)) for seed in range(3)])
+    specs = family_specs(["transposed_conv", "pixel_shuffle"], [2, 4], steps=3, seed=1)
+    assert [s.name for s in specs] == ["transposed_conv_x2", "transposed_conv_x4", "pixel_shuffle_x2",
+                                       "pixel_shuffle_x4"] and len({s.seed for s in specs}) == 4
+    first = fit_family(images, specs, tmp_path / "cache")
+    files = sorted(p.name for p in (tmp_path / "cache").iterdir())
+    assert len(files) == 4
+    for path in (tmp_path / "cache").iterdir():  # a cached file is used as it is: corrupt it, see it used
+        from safetensors.torch import load_file, save_file
+
+        save_file({k: v + 1.0 for k, v in load_file(str(path)).items()}, str(path))
+    again = fit_family(images, specs, tmp_path / "cache")
+    for a, b in zip(first, again, strict=True):
+        assert all(torch.equal(x + 1.0, y) for x, y in zip(a.state_dict().values(), b.state_dict().values(),
+                                                           strict=True))
+    fit_family(images[:2], specs[:1], tmp_path / "cache")
+    assert len(list((tmp_path / "cache").iterdir())) == 5
+
+
+def test_learned_fakes_can_keep_what_the_decoder_leaves() -> None:
+    """learned_hf_restore [0, 0]: the learned fakes get no detail back (the hand-made ones still do)."""
+    from modeling.augment.learned_decoder import DecoderSpec, fit_autoencoder, uint8_images
+
+    arrays = [np.asarray(photo(seed, 64)) for seed in range(2)]
+    decoder = fit_autoencoder(uint8_images(arrays), DecoderSpec("bilinear_conv", 2, steps=5, seed=0))
+    image = torch.from_numpy(arrays[0].copy()).permute(2, 0, 1)
+    fakes = SelfFakes(prob=1.0, jpeg_prob=0.0, hf_restore=(1.0, 1.0), learned=(decoder,), learned_prob=1.0,
+                      learned_hf_restore=(0.0, 0.0))
+    out, label = fakes(image, 0, np.random.default_rng(0))
+    expected = decoder.reconstruct(image.float() / 255).clamp(0, 1).mul(255).add(0.5).floor().to(torch.uint8)
+    assert label == 1 and torch.equal(out, expected)

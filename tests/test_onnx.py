@@ -102,9 +102,9 @@ def test_failed_int8_check_removes_the_file(exported, tmp_path, monkeypatch):
         Detector.from_pretrained(folder, backend="onnx", precision="int8")
 
 
-def test_int8_on_unlabelled_images_is_checked_by_label_agreement(exported, tmp_path, monkeypatch):
-    """A folder without labels (export_onnx.py --images DIR): int8 is kept while it changes no more than 1%
-    of the labels at the model's threshold, and the score differences are recorded."""
+def test_int8_is_checked_by_verdict_agreement(exported, tmp_path, monkeypatch):
+    """int8 is kept only while it changes no more than 0.5% of the verdicts at the model's threshold, with labels
+    or without (export_onnx.py --images DIR), and the score differences are recorded."""
     folder = tmp_path / "model"
     shutil.copytree(exported, folder)
     unlabelled = onnx_export.CheckImages.unlabelled(data_images(exported).check)
@@ -112,9 +112,11 @@ def test_int8_on_unlabelled_images_is_checked_by_label_agreement(exported, tmp_p
     assert entry["passed"] and entry["label_flips"] <= onnx_export.INT8_FLIP_TOLERANCE
     assert "roc_auc_int8" not in entry and entry["max_abs_score_diff"] >= entry["mean_abs_score_diff"] >= 0
     monkeypatch.setattr(onnx_export, "INT8_FLIP_TOLERANCE", -1.0)  # any agreement is now too little
-    with pytest.raises(onnx_export.ExportError, match="unlabelled"):
+    with pytest.raises(onnx_export.ExportError, match="changes the verdict"):
         onnx_export.quantize_checked(folder, unlabelled, num_calibration=8)
     assert not (folder / "model_int8.onnx").exists()
+    with pytest.raises(onnx_export.ExportError, match="changes the verdict"):  # labelled: a good ROC-AUC is not enough
+        onnx_export.quantize_checked(folder, data_images(exported), num_calibration=8)
 
 
 def test_export_script_on_a_folder_without_manifest(exported, tmp_path, caplog):

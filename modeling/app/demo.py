@@ -11,7 +11,7 @@ Per image the page shows:
   (`modeling.attribution`), drawn on the part of the image the model actually sees;
 - a stability check: P(ai) again after a JPEG re-save at quality 75 and after a 0.5 downscale. The
   verdict is "uncertain" when any of the three labels differ, or when any of the three scores lies
-  within `margin` (default 0.10) of the threshold; otherwise it is the label;
+  within `margin` log-odds (default 1: odds within e-fold) of the threshold's; otherwise it is the label;
 - beside the verdict, never in it: what the file claims about its origin (`modeling.provenance`: the
   C2PA state and the one-line summary) and one short line that says how far that claim goes. "none
   found" is shown as the absence of a claim, never as a sign that the image is real.
@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import html
 import logging
+import math
 import os
 import socket
 import threading
@@ -52,7 +53,7 @@ from modeling.provenance.report import describe_source_type  # noqa: E402
 
 logger = logging.getLogger(__name__)
 
-UNCERTAIN_MARGIN = 0.10  # a score this close to the threshold is not a verdict
+UNCERTAIN_MARGIN = 1.0  # log-odds: a score whose odds are within e-fold of the threshold's is not a verdict
 JPEG_QUALITY = 75
 DOWNSCALE = 0.5
 MAX_FILES = 16  # per request: the CPU of a free Space scores a few images a second
@@ -100,6 +101,13 @@ def interpretation(provenance: Provenance | None) -> str:
     return "No claim either way: most files lose their metadata on any re-save. The pixel verdict stands alone."
 
 
+def log_odds(p: float) -> float:
+    """log(p / (1 - p)), clipped away from 0 and 1: the scale on which "close to the threshold" is judged, so that
+    the margin means the same for a threshold of 0.02 and of 0.5."""
+    p = min(max(p, 1e-9), 1 - 1e-9)
+    return math.log(p / (1 - p))
+
+
 def stability_verdict(
     labels: dict[str, str | None], scores: dict[str, float | None], threshold: float, margin: float
 ) -> tuple[str, str]:
@@ -108,10 +116,11 @@ def stability_verdict(
     flips = [name for name, label in labels.items() if label is not None and label != original]
     if flips:
         return "uncertain", "label flips after " + " and ".join(_describe_variant(v) for v in flips)
-    near = [name for name, score in scores.items() if score is not None and abs(score - threshold) < margin]
+    near = [name for name, score in scores.items() if score is not None and abs(log_odds(score) - log_odds(threshold))
+            < margin]
     if near:
-        where = ", ".join(f"{scores[v]:.2f} ({_describe_variant(v)})" for v in near)
-        return "uncertain", f"P(ai) within {margin:.2f} of the threshold {threshold:.2f}: {where}"
+        where = ", ".join(f"{scores[v]:.3g} ({_describe_variant(v)})" for v in near)
+        return "uncertain", f"P(ai) within {margin:g} log-odds of the threshold {threshold:.3g}: {where}"
     return str(original), "stable under JPEG 75 and 0.5 downscale"
 
 
@@ -123,8 +132,8 @@ class DemoPredictor:
     """The CLI's `Detector` for scores, plus a PyTorch copy of the model for Grad-CAM."""
 
     def __init__(self, detector: Detector, margin: float = UNCERTAIN_MARGIN):
-        if not 0.0 <= margin < 0.5:
-            raise ValueError(f"margin must be in [0, 0.5), got {margin}")
+        if not 0.0 <= margin <= 10.0:
+            raise ValueError(f"margin must be a log-odds distance in [0, 10], got {margin}")
         self.detector = detector
         self.margin = margin
         self._cam_model: Any = None
@@ -274,8 +283,8 @@ def render_table(reports: Sequence[ImageReport], threshold: float, margin: float
             f"{provenance_cells(r)}</tr>"
         )
     note = (
-        f"<p>Label: P(ai) &ge; {threshold:.2f} means ai. Verdict: uncertain when the label flips after "
-        f"JPEG {JPEG_QUALITY} or a 0.5 downscale, or when a score is within {margin:.2f} of the threshold. "
+        f"<p>Label: P(ai) &ge; {threshold:.3g} means ai. Verdict: uncertain when the label flips after "
+        f"JPEG {JPEG_QUALITY} or a 0.5 downscale, or when a score is within {margin:g} log-odds of the threshold. "
         "Provenance is what the file itself claims (C2PA Content Credentials, XMP, generator metadata), shown "
         "beside the verdict and never used by it; 'none found' is no evidence that an image is real.</p>"
     )
@@ -293,11 +302,11 @@ def _intro(predictor: DemoPredictor) -> str:
         "Drop one or several images. Each gets a label and P(ai) (calibrated), a Grad-CAM heat map of "
         "where the evidence for that label is (last ConvNeXt stage; only the part of the image the model "
         "sees is coloured), and the score again after a JPEG re-save at quality 75 and a 0.5 downscale. "
-        f"The verdict is *uncertain* when the label flips or a score is within {predictor.margin:.2f} "
+        f"The verdict is *uncertain* when the label flips or a score is within {predictor.margin:g} log-odds "
         "of the threshold. Beside it: what the file itself claims about its origin (C2PA Content Credentials, "
         "XMP, generator metadata), which never changes the verdict; *none found* is no evidence of a real photo."
         f"\n\nModel: `{detector.model_dir}` · backend {detector.backend_name} · "
-        f"threshold {detector.threshold:.2f}"
+        f"threshold {detector.threshold:.3g}"
         + ("" if detector.labels.is_own else f" · labels: {detector.labels.describe()}")
     )
 

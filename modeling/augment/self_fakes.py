@@ -51,7 +51,7 @@ import torch
 from PIL import Image
 
 from modeling.augment.decoders import highpass_residual, random_decoder
-from modeling.augment.learned_decoder import LATENT_FACTOR, SmallAutoencoder
+from modeling.augment.learned_decoder import SmallAutoencoder
 from modeling.augment.transforms import jpeg_roundtrip, resize_by, to_uint8, to_uint8_tensor
 
 Tensor = torch.Tensor
@@ -83,15 +83,16 @@ class SelfFakes:
     resample_prob: float = 0.0
     resample_range: Sequence[float] = (0.77, 1.25)
     process_share: float | None = None
-    learned: SmallAutoencoder | None = None
+    learned: Sequence[SmallAutoencoder] = ()
     learned_prob: float = 0.0
+    learned_hf_restore: Sequence[float] | None = None  # the learned fakes' restored share; None: `hf_restore`
 
     def __post_init__(self) -> None:
         share = 0.0 if self.process_share is None else self.process_share
         if not all(0.0 <= p <= 1.0 for p in (self.prob, self.jpeg_prob, self.resample_prob, share, self.learned_prob)):
             raise ValueError("prob, jpeg_prob, resample_prob, process_share and learned_prob must be in [0, 1]")
-        if self.learned_prob > 0 and self.learned is None:
-            raise ValueError("learned_prob > 0 needs the fitted learned decoder (modeling.augment.learned_decoder)")
+        if self.learned_prob > 0 and not self.learned:
+            raise ValueError("learned_prob > 0 needs fitted learned decoders (modeling.augment.learned_decoder)")
         if not 0.0 < self.resample_range[0] <= self.resample_range[1]:
             raise ValueError(f"resample_range must be [lo, hi] with 0 < lo <= hi, got {self.resample_range}")
         lo, hi = self.jpeg_quality
@@ -105,15 +106,19 @@ class SelfFakes:
         return label == self.real_label and coin < self.process_share
 
     def fake(self, x: Tensor, rng: np.random.Generator) -> Tensor:
-        """float (3,H,W) in [0,1] -> a self-made fake, float, before quantisation and JPEG: the learned decoder's
-        reconstruction with probability `learned_prob`, else a draw of the hand-made family; either way with a
-        share lam ~ U(hf_restore) of the detail that resampling at the decoder's factor removes put back."""
-        if self.learned is not None and rng.random() < self.learned_prob:
-            f, y = LATENT_FACTOR, self.learned.reconstruct(x)
+        """float (3,H,W) in [0,1] -> a self-made fake, float, before quantisation and JPEG: with probability
+        `learned_prob` the reconstruction by one of the learned decoders (drawn uniformly), else a draw of the
+        hand-made family; either way with a share lam ~ U(hf_restore) (`learned_hf_restore` for the learned ones)
+        of the detail that resampling at the decoder's factor removes put back."""
+        restore = self.hf_restore
+        if self.learned and rng.random() < self.learned_prob:
+            decoder = self.learned[int(rng.integers(len(self.learned)))]
+            f, y = decoder.factor, decoder.reconstruct(x)
+            restore = self.hf_restore if self.learned_hf_restore is None else self.learned_hf_restore
         else:
             f = int(rng.choice(list(self.factors)))
             y = random_decoder(x, f, rng)
-        lam = rng.uniform(*self.hf_restore)
+        lam = rng.uniform(*restore)
         if lam > 0:
             y = y + lam * highpass_residual(x, f)
         return y

@@ -105,7 +105,7 @@ def _draw_shape(rng: np.random.Generator, img: np.ndarray, fields: list[np.ndarr
     region[:] = region * (1 - mask) + (color + texture) * mask
 
 
-def _render_scene(rng: np.random.Generator, h: int, w: int, style: str) -> tuple[np.ndarray, str]:
+def render_scene(rng: np.random.Generator, h: int, w: int, style: str) -> tuple[np.ndarray, str]:
     """A float RGB image in [0, 1] of shape (H, W, 3) and its content category."""
     category = str(rng.choice(CATEGORIES))
     fields = [_pink_noise(rng, h, w, a) for a in (0.9, 1.3)]
@@ -229,7 +229,7 @@ def make_image(source: str, index: int, spec: DemoSpec) -> tuple[bytes, str]:
     rng = np.random.default_rng([spec.seed, source_id, index])
     size = int(rng.integers(spec.min_render, spec.max_render + 1)) // 4 * 4
     style = str(rng.choice(REAL_SOURCES)) if source in AI_SOURCES else source
-    img, category = _render_scene(rng, size, size, style)
+    img, category = render_scene(rng, size, size, style)
     if source in GENERATORS:
         img = GENERATORS[source](img)
     return artifact_postprocess(img, rng, spec.min_crop, spec.max_crop), category
@@ -249,7 +249,7 @@ def large_image_bytes(source: str, index: int, size: int = 400, seed: int = 1) -
     source_id = (REAL_SOURCES + AI_SOURCES).index(source)
     rng = np.random.default_rng([seed, 1000 + source_id, index])
     style = str(rng.choice(REAL_SOURCES)) if source in AI_SOURCES else source
-    img, _ = _render_scene(rng, size, size, style)
+    img, _ = render_scene(rng, size, size, style)
     if source in GENERATORS:
         img = GENERATORS[source](img)
     pil = Image.fromarray((np.clip(img, 0, 1) * 255 + 0.5).astype(np.uint8))

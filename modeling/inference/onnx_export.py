@@ -10,8 +10,8 @@ Files written into the model folder:
   images, with GELU in its tanh form. Both graphs carry each block's layer scale folded into its
   second pointwise layer (`fold_layer_scale`). Dynamic int8 measured slower than fp32 here
   (activation scales computed at run time); static scales do not.
-  Kept only if its ROC-AUC on labelled images is within INT8_AUC_TOLERANCE of fp32's (so int8
-  needs labelled check images: the run's test split by default).
+  Kept only if it gives fp32's verdict on all but INT8_FLIP_TOLERANCE of the check images (the run's
+  test split by default) and, on labelled images, its ROC-AUC is within INT8_AUC_TOLERANCE of fp32's.
 - `onnx_export.json`: the checks' figures and the sha256 of the weights they were run against.
   `Detector` uses an ONNX file only while that hash matches the current weights, so a model
   retrained or recalibrated in place never runs through a stale graph.
@@ -44,7 +44,7 @@ logger = logging.getLogger(__name__)
 OPSET = 18
 FP32_TOLERANCE = 1e-3
 INT8_AUC_TOLERANCE = 0.005
-INT8_FLIP_TOLERANCE = 0.01  # unlabelled check images: share whose label int8 may change
+INT8_FLIP_TOLERANCE = 0.005  # share of check images whose verdict int8 may change: it must agree with fp32 on 99.5%
 INT8_OP_TYPES = ["Conv", "MatMul"]  # the classifier head (Gemm) stays fp32: it sets the score directly
 
 
@@ -259,7 +259,7 @@ def export(
     images: CheckImages,
     quantize: str | None = None,
     num_calibration: int = 128,
-    num_check: int = 256,
+    num_check: int = 2048,
     num_threads: int | None = None,
 ) -> dict[str, Any]:
     """Export fp32 beside the weights and check it against torch (then `quantize_checked` if asked).
@@ -295,29 +295,31 @@ def export(
 def int8_verdict(
     labels: Sequence[int] | None, fp32: np.ndarray, int8: np.ndarray, threshold: float
 ) -> tuple[bool, str, dict[str, Any]]:
-    """(kept, why, figures): with labels of both classes, int8 must keep ROC-AUC within INT8_AUC_TOLERANCE
-    of fp32's; on unlabelled images it must give the same label (at the model's threshold) to all but
-    INT8_FLIP_TOLERANCE of them. The score differences are reported either way."""
+    """(kept, why, figures): int8 must give the same verdict (at the model's threshold) as fp32 to all but
+    INT8_FLIP_TOLERANCE of the check images, and, with labels of both classes, keep ROC-AUC within
+    INT8_AUC_TOLERANCE of fp32's: the default backend must not change what users are told. The score
+    differences are reported either way."""
     flips = float(np.mean((fp32 >= threshold) != (int8 >= threshold)))
     diff = np.abs(int8 - fp32)
     figures: dict[str, Any] = dict(num_images=len(int8), max_abs_score_diff=float(diff.max()),
                                    mean_abs_score_diff=float(diff.mean()), label_flips=flips)
+    figures["flip_tolerance"] = INT8_FLIP_TOLERANCE
+    reason = (f"int8 changes the verdict of {flips:.2%} of the check images at threshold {threshold:.4g} "
+              f"(allowed {INT8_FLIP_TOLERANCE:.1%})")
+    kept = flips <= INT8_FLIP_TOLERANCE
     auc_fp32, auc_int8 = _roc_auc(labels, fp32), _roc_auc(labels, int8)
     if auc_fp32 is not None and auc_int8 is not None:
         figures.update(roc_auc_fp32=auc_fp32, roc_auc_int8=auc_int8, auc_tolerance=INT8_AUC_TOLERANCE)
-        reason = f"int8 ROC-AUC {auc_int8:.4f} vs fp32 {auc_fp32:.4f} (allowed drop {INT8_AUC_TOLERANCE})"
-        return auc_fp32 - auc_int8 <= INT8_AUC_TOLERANCE, reason, figures
-    figures["flip_tolerance"] = INT8_FLIP_TOLERANCE
-    reason = (f"unlabelled check images: int8 changes the label of {flips:.2%} of them at threshold "
-              f"{threshold:.4f} (allowed {INT8_FLIP_TOLERANCE:.0%}); no ROC-AUC without labels of both classes")
-    return flips <= INT8_FLIP_TOLERANCE, reason, figures
+        reason += f"; ROC-AUC {auc_int8:.4f} vs fp32 {auc_fp32:.4f} (allowed drop {INT8_AUC_TOLERANCE})"
+        kept = kept and auc_fp32 - auc_int8 <= INT8_AUC_TOLERANCE
+    return kept, reason, figures
 
 
 def quantize_checked(
     model_dir: str | Path,
     images: CheckImages,
     num_calibration: int = 128,
-    num_check: int = 256,
+    num_check: int = 2048,
     num_threads: int | None = None,
 ) -> dict[str, Any]:
     """Static int8 from the checked fp32 export; kept only if `int8_verdict` passes."""

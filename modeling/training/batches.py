@@ -14,6 +14,7 @@ import torch
 from PIL import Image
 from transformers.image_processing_utils import BaseImageProcessor
 
+from modeling.augment.camera import KeyedProcessing
 from modeling.images import ImageLoadError, load_image
 
 logger = logging.getLogger(__name__)
@@ -27,7 +28,8 @@ class BatchTransform:
     runs first on the decoded image and may change the label (training's self-made fakes). With
     `processor_geometry=False` the transforms have already cropped (training's random crop) and the
     processor only rescales and normalises; otherwise a smaller training crop would be zero-padded
-    back to the processor's size.
+    back to the processor's size. A row whose `process` column names a camera processing kind is processed
+    that way first, its draw keyed by the image and `process_seed` (the validation split's processed copies).
     """
 
     def __init__(
@@ -36,8 +38,10 @@ class BatchTransform:
         train_transforms: Callable[[Image.Image], torch.Tensor] | None = None,
         processor_geometry: bool = True,
         sample_transform: Callable[[Image.Image, int], tuple[Any, int]] | None = None,
+        process_seed: int = 0,
     ):
         self.processor = processor
+        self.process_seed = process_seed
         self.train_transforms = train_transforms
         self.processor_kwargs = {} if processor_geometry else {"do_resize": False, "do_center_crop": False}
         self.sample_transform = sample_transform
@@ -45,6 +49,7 @@ class BatchTransform:
     def __call__(self, batch: dict[str, list[Any]]) -> dict[str, list[Any]]:
         pixel_values: list[torch.Tensor | None] = []
         labels = list(batch["label"]) if "label" in batch else None
+        kinds = batch.get("process") or [""] * len(batch["image"])
         for i, record in enumerate(batch["image"]):
             try:
                 image = load_image(record)
@@ -52,6 +57,8 @@ class BatchTransform:
                 logger.warning("skipping unreadable image: %s", err)
                 pixel_values.append(None)
                 continue
+            if kinds[i]:
+                image = KeyedProcessing(kinds[i], self.process_seed)(image)
             if self.sample_transform is not None and labels is not None:
                 image, labels[i] = self.sample_transform(image, int(labels[i]))
             if self.train_transforms is not None:

@@ -6,16 +6,19 @@ them out of the run's dataclasses, so a part can be built and tested without a c
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
 
 import torch
 from PIL import Image
 from transformers import ConvNextForImageClassification
 
+from modeling.augment.camera import KINDS, CameraProcessing
 from modeling.augment.learned_decoder import SmallAutoencoder
-from modeling.augment.self_fakes import SelfFakes, matched_process_share
+from modeling.augment.self_fakes import SelfFakes, matched_process_share, rng_from_torch
 from modeling.augment.transforms import build_train_transforms
-from modeling.config import AugmentArguments, ModelArguments
+from modeling.config import AugmentArguments, ConfigError, ModelArguments
 from modeling.model import pretrained_detector, random_init_detector
 
 
@@ -43,7 +46,7 @@ def train_transforms(
 
 
 def build_self_fakes(
-    aug: AugmentArguments, num_real: int = 0, num_ai: int = 0, learned: SmallAutoencoder | None = None
+    aug: AugmentArguments, num_real: int = 0, num_ai: int = 0, learned: Sequence[SmallAutoencoder] = ()
 ) -> SelfFakes | None:
     """The self-made-fakes sample transform of a run's settings and its training split's label counts (and the
     fitted learned decoder when `self_fake_learned_prob` > 0), or None when off."""
@@ -57,5 +60,43 @@ def build_self_fakes(
         factors=tuple(aug.self_fake_factors), hf_restore=tuple(aug.self_fake_hf_restore),
         region=aug.self_fake_region or None, resample_prob=aug.self_fake_resample_prob,
         resample_range=tuple(aug.self_fake_resample_range), process_share=share,
-        learned=learned if aug.self_fake_learned_prob > 0 else None, learned_prob=aug.self_fake_learned_prob,
+        learned=tuple(learned) if aug.self_fake_learned_prob > 0 else (), learned_prob=aug.self_fake_learned_prob,
+        learned_hf_restore=None if aug.self_fake_learned_hf_restore is None else tuple(
+            aug.self_fake_learned_hf_restore),
     )
+
+
+def camera_kinds(aug: AugmentArguments) -> tuple[str, ...]:
+    """The configured processing kinds (all of them when none are named); a ConfigError names the known ones."""
+    unknown = [k for k in aug.camera_kinds if k not in KINDS]
+    if unknown:
+        raise ConfigError(f"camera_kinds: unknown {unknown}; known: {', '.join(KINDS)}")
+    return tuple(aug.camera_kinds) or tuple(KINDS)
+
+
+def build_camera_processing(aug: AugmentArguments) -> CameraProcessing | None:
+    """Label-blind camera and sharing processing of training images, or None when `camera_prob` is 0."""
+    return CameraProcessing(aug.camera_prob, camera_kinds(aug)) if aug.camera_prob > 0 else None
+
+
+@dataclass
+class SampleChain:
+    """Sample transforms `(image, label, rng) -> (image, label)` run in order on one numpy Generator per image,
+    drawn from the DataLoader worker's seeded torch stream (so a run reproduces its augmentations)."""
+
+    steps: Sequence[Any]
+
+    def __call__(self, image: Any, label: int) -> tuple[Any, int]:
+        rng = rng_from_torch()
+        for step in self.steps:
+            image, label = step(image, label, rng)
+        return image, label
+
+
+def sample_transform(*steps: Any) -> Callable[[Any, int], tuple[Any, int]] | None:
+    """The training split's sample transform: the steps that are on, chained (self-fakes first, then processing,
+    so that self-fakes are processed as often as any other image)."""
+    on = [step for step in steps if step is not None]
+    if not on:
+        return None
+    return on[0] if len(on) == 1 else SampleChain(tuple(on))

@@ -13,11 +13,11 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from datasets import DatasetDict
+from datasets import Dataset, DatasetDict, concatenate_datasets
 
-from modeling.augment.learned_decoder import FIT_CROP, SmallAutoencoder, fit_autoencoder, uint8_images
+from modeling.augment.learned_decoder import FIT_CROP, family_specs, fit_family, uint8_images
 from modeling.augment.self_fakes import label_counts_after_self_fakes
-from modeling.config import RunConfig
+from modeling.config import ConfigError, RunConfig
 from modeling.data.dedup import drop_cross_split_duplicates
 from modeling.data.demo import DEMO_DATA_DIR, DemoSpec, demo_data_exists, make_demo_data, may_generate_into
 from modeling.data.index import DataError
@@ -26,12 +26,21 @@ from modeling.data.validation import drop_bad_files, exclude_paths, load_bad_fil
 from modeling.images import ImageLoadError, load_image
 from modeling.metrics import section_masks
 from modeling.processing import processor_crop_size
-from modeling.run_folder import BAD_FILES, DEDUP, MANIFEST
+from modeling.run_folder import BAD_FILES, DEDUP, LEARNED_DECODERS, MANIFEST
+from modeling.system import available_cores
 from modeling.training.batches import BatchTransform
-from modeling.training.builders import build_self_fakes, train_transforms
+from modeling.training.builders import (
+    build_camera_processing,
+    build_self_fakes,
+    camera_kinds,
+    sample_transform,
+    train_transforms,
+)
 from modeling.training.trainer import balanced_weights
 
 logger = logging.getLogger(__name__)
+
+VALIDATION_PROCESS_SEED = 3_141_592  # the validation copies' processing draws (the stress test has its own seed)
 
 
 def ensure_demo_data(config: RunConfig) -> None:
@@ -98,21 +107,34 @@ def build_datasets(config: RunConfig, manifest: pd.DataFrame, processor: Any) ->
     if config.augment.train_crop_size:
         crop = (config.augment.train_crop_size, config.augment.train_crop_size)
     resize = config.model.image_size if config.model.processor == "resize" else None
-    self_fakes = build_self_fakes(config.augment, *train_label_counts(manifest), learned_decoder(config, manifest))
+    learned = learned_decoders(config, manifest, Path(config.training.output_dir))
+    self_fakes = build_self_fakes(config.augment, *train_label_counts(manifest), learned)
     train_tf = BatchTransform(processor, train_transforms(config.augment, crop, resize), processor_geometry=False,
-                              sample_transform=self_fakes)
-    eval_tf = BatchTransform(processor)
+                              sample_transform=sample_transform(self_fakes, build_camera_processing(config.augment)))
+    eval_tf = BatchTransform(processor, process_seed=VALIDATION_PROCESS_SEED)
+    if config.augment.camera_validation and "validation" in splits:
+        splits["validation"] = with_processed_copies(splits["validation"], camera_kinds(config.augment))
     return DatasetDict(
         {name: ds.with_transform(train_tf if name == "train" else eval_tf) for name, ds in splits.items()}
     )
 
 
-def learned_decoder(config: RunConfig, manifest: pd.DataFrame) -> SmallAutoencoder | None:
-    """The self-fakes' learned decoder, fitted on (a seeded draw of) the training split's real images; None when
-    `self_fake_learned_prob` is 0. Only the training reals are read: evaluation data never reaches it."""
+def with_processed_copies(split: Dataset, kinds: tuple[str, ...]) -> Dataset:
+    """The split followed by one processed copy of each of its images (the kinds in turn), for a validation that
+    is not separable by the network's processing cues: checkpoint choice, calibration and the threshold then see
+    processed reals. The copies' draws are keyed by VALIDATION_PROCESS_SEED, not the stress test's."""
+    plain = split.add_column("process", [""] * len(split))
+    copies = split.add_column("process", [kinds[i % len(kinds)] for i in range(len(split))])
+    return concatenate_datasets([plain, copies])
+
+
+def learned_decoders(config: RunConfig, manifest: pd.DataFrame, output_dir: Path | None = None) -> list:
+    """The self-fakes' learned decoders, fitted on (a seeded draw of) the training split's real images, one per
+    (architecture, latent stride); [] when `self_fake_learned_prob` is 0. Only the training reals are read:
+    evaluation data never reaches them. Cached in `self_fake_learned_cache` (default: output_dir)."""
     aug = config.augment
     if aug.self_fake_prob <= 0 or aug.self_fake_learned_prob <= 0:
-        return None
+        return []
     reals = manifest[(manifest["split"] == "train") & (manifest["label"] == 0)]
     seed = config.training.seed
     reals = reals.sample(min(len(reals), aug.self_fake_learned_images), random_state=seed)
@@ -126,8 +148,14 @@ def learned_decoder(config: RunConfig, manifest: pd.DataFrame) -> SmallAutoencod
     if not usable:
         raise DataError(f"self_fake_learned_prob is {aug.self_fake_learned_prob} but the training split of "
                         f"{config.data.data_dir} has no readable real image of at least {FIT_CROP} px a side to fit "
-                        "the learned decoder on; set self_fake_learned_prob: 0")
-    return fit_autoencoder(uint8_images(usable), aug.self_fake_learned_steps, seed)
+                        "the learned decoders on; set self_fake_learned_prob: 0")
+    try:
+        specs = family_specs(aug.self_fake_learned_archs, aug.self_fake_learned_factors, aug.self_fake_learned_steps,
+                             seed)
+        cache = aug.self_fake_learned_cache or (output_dir / LEARNED_DECODERS if output_dir else None)
+        return fit_family(uint8_images(usable), specs, cache, workers=available_cores())
+    except ValueError as err:  # an unknown architecture or stride
+        raise ConfigError(f"self_fake_learned_archs / self_fake_learned_factors: {err}") from err
 
 
 def train_label_counts(manifest: pd.DataFrame) -> tuple[int, int]:

@@ -1,0 +1,135 @@
+"""Real photos are not ai: the camera/sharing processing kinds, training that keeps a processed real `real`, the
+stress test's figures (recomputed from its predictions), and calibration that cannot saturate."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from PIL import Image
+
+from modeling import calibration
+from modeling.augment import camera
+from modeling.evaluation import stress
+from modeling.labels import AI_LABEL_ID
+from modeling.training.builders import SampleChain
+from modeling.training.data import VALIDATION_PROCESS_SEED
+
+
+def photo(seed: int, size: int = 96) -> Image.Image:
+    """A smooth gradient with noise and an edge: enough structure for every kind to change something."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:size, 0:size] / size
+    base = np.stack([xx, yy, 0.5 * (xx + yy)], -1) * 200 + rng.normal(0, 8, (size, size, 3))
+    base[size // 3 : size // 2] += 40
+    return Image.fromarray(np.clip(base, 0, 255).astype(np.uint8))
+
+
+@pytest.mark.parametrize("kind", list(camera.KINDS))
+def test_each_kind_is_a_seeded_processing_of_the_photo(kind: str) -> None:
+    image = photo(0)
+    out = camera.KINDS[kind](image, np.random.default_rng(1))
+    again = camera.KINDS[kind](image, np.random.default_rng(1))
+    other = camera.KINDS[kind](image, np.random.default_rng(2))
+    assert out.mode == "RGB" and np.array_equal(np.asarray(out), np.asarray(again))
+    assert not np.array_equal(np.asarray(out), np.asarray(other)) or out.size != other.size
+    if out.size == image.size:
+        assert np.abs(np.asarray(out, float) - np.asarray(image, float)).mean() > 0.5  # it did something
+    if kind in ("digital_zoom", "night_mode", "hdr_tone_map", "skin_smoothing"):
+        assert out.size == image.size  # in-camera processing keeps the frame
+    if kind == "screenshot":
+        assert out.width > image.width * 0.7 and out.height > out.width * 0.5
+
+
+def test_a_processed_real_keeps_its_label_and_processing_is_label_blind() -> None:
+    """Reals and ai images are processed at the same rate, and no label ever changes."""
+    processing = camera.CameraProcessing(prob=0.5)
+    rng = np.random.default_rng(0)
+    image = photo(3, 64)
+    counts = {0: 0, 1: 0}
+    for i in range(400):
+        label = i % 2
+        out, new_label = processing(image, label, rng)
+        assert new_label == label
+        counts[label] += out is not image
+    assert abs(counts[0] - counts[1]) < 40 and 60 < counts[0] < 140
+    with pytest.raises(ValueError, match="unknown processing kind"):
+        camera.CameraProcessing(kinds=("sepia",))
+
+
+def test_the_training_chain_runs_self_fakes_then_processing_on_one_stream() -> None:
+    seen = []
+
+    def step(name: str):
+        def run(image, label, rng):
+            seen.append((name, float(rng.random())))
+            return image, label
+        return run
+
+    torch.manual_seed(0)
+    SampleChain((step("fakes"), step("camera")))(photo(1, 32), 0)
+    torch.manual_seed(0)
+    SampleChain((step("fakes"), step("camera")))(photo(1, 32), 0)
+    assert [name for name, _ in seen] == ["fakes", "camera"] * 2 and seen[:2] == seen[2:]
+
+
+def test_evaluation_never_sees_trainings_processing_draws() -> None:
+    """The stress test's draws are keyed by the image and a seed of their own: the same in any order, other than
+    the validation copies' (another seed) and other than a training draw (the worker's stream)."""
+    image = photo(5)
+    keyed = camera.KeyedProcessing("digital_zoom", stress.STRESS_SEED)
+    first = keyed(image)
+    assert np.array_equal(np.asarray(first), np.asarray(keyed(image)))
+    validation = camera.KeyedProcessing("digital_zoom", VALIDATION_PROCESS_SEED)(image)
+    assert stress.STRESS_SEED != VALIDATION_PROCESS_SEED
+    assert not np.array_equal(np.asarray(first), np.asarray(validation))
+    torch.manual_seed(0)
+    trained, _ = camera.CameraProcessing(prob=1.0, kinds=("digital_zoom",))(image, 0, np.random.default_rng(0))
+    assert not np.array_equal(np.asarray(first), np.asarray(trained))
+
+
+def test_stress_figures_are_recomputed_from_its_predictions(tiny_trained_model: Path, tmp_path: Path) -> None:
+    from modeling.data.selection import resolve_eval_data
+    from modeling.evaluation.evaluate import run_evaluation
+
+    data = resolve_eval_data(tiny_trained_model, split="test")
+    result = run_evaluation(tiny_trained_model, data, tmp_path / "eval", batch_size=16,
+                            stress=("digital_zoom", "reshare"))
+    saved = json.loads((tmp_path / "eval" / "metrics.json").read_text())["stress"]
+    rows = pd.read_csv(tmp_path / "eval" / "stress_predictions.csv")
+    assert set(rows["kind"]) == {"none", "digital_zoom", "reshare"}
+    plain = rows[rows["kind"] == "none"]
+    real = plain["label"] != AI_LABEL_ID
+    point = calibration.choose_threshold(plain["label"].to_numpy(), plain["score_ai"].to_numpy(), "target_fpr=0.01")
+    assert saved["threshold_at_1pct"] == pytest.approx(point)
+    assert (plain.loc[real, "score_ai"] >= point).mean() <= 0.01
+    for kind, group in rows.groupby("kind"):
+        reals, ais = group[group["label"] != AI_LABEL_ID], group[group["label"] == AI_LABEL_ID]
+        figures = saved["kinds"][kind]
+        assert figures["n_real"] == len(reals) and figures["n_ai"] == len(ais)
+        assert figures["false_positive_rate"] == pytest.approx((reals["score_ai"] >= saved["threshold"]).mean())
+        assert figures["false_positive_rate_at_1pct"] == pytest.approx((reals["score_ai"] >= point).mean())
+        assert figures["detection_rate"] == pytest.approx((ais["score_ai"] >= saved["threshold"]).mean())
+    assert len(rows) == 3 * len(plain) and (tmp_path / "eval" / "stress.png").is_file()
+    assert result.stress is not None and list(result.stress["kind"]) == ["none", "digital_zoom", "reshare"]
+
+
+def test_calibration_cannot_saturate_on_a_perfectly_separated_validation() -> None:
+    """Platt's smoothed targets and the bounds keep the fit finite: scores a person can read, a threshold in
+    [0.01, 0.99], where the unsmoothed fit drove the temperature to its bound and every score to 0 or 1."""
+    rng = np.random.default_rng(0)
+    labels = np.repeat([0, 1], [80, 40])
+    gap = np.where(labels == 1, rng.normal(6.0, 1.0, 120), rng.normal(-6.0, 1.0, 120))
+    logits = np.stack([-gap / 2, gap / 2], 1)
+    t, bias = calibration.fit_scaling(logits, labels)
+    assert calibration.TEMPERATURE_BOUNDS[0] <= t and abs(bias) <= calibration.BIAS_BOUND
+    scores = calibration.ai_scores(calibration.apply_scaling(logits, t, bias))
+    assert 0.001 < np.median(scores[labels == 0]) < 0.05 and 0.95 < np.median(scores[labels == 1]) < 0.999
+    threshold = calibration.choose_threshold(labels, scores, "target_fpr=0.05")
+    assert 0.01 <= threshold <= 0.99
+    targets = calibration.platt_targets(labels)
+    assert targets[labels == 0][0] == pytest.approx(1 / 82) and targets[labels == 1][0] == pytest.approx(41 / 42)
