@@ -21,15 +21,18 @@ import torch
 from PIL import Image
 from tqdm.auto import tqdm
 
-from benchmarks import baseline_cnn
+from benchmarks import DEMO_CONFIG, baseline_cnn
+from benchmarks.sets import HELD_OUT, hard_real, learned, sealed
 from benchmarks.sets import SETS as EVALUATION_SETS
-from benchmarks.sets import sealed
 from benchmarks.sets.__main__ import build_parser
+from modeling.config import parse_config
 from modeling.data.demo import DemoSpec, demo_set
 from modeling.data.generated import GeneratedSet, _write_source, set_exists, write_set
 from modeling.data.index import read_index
+from modeling.data.manifest import build_manifest
 
-SETS = {**EVALUATION_SETS, "demo": demo_set(DemoSpec())}
+# the learned set's autoencoders fitted for a few steps only: the same code, other weights, seconds not minutes
+SETS = {**EVALUATION_SETS, "learned": learned.learned_set(steps=2), "demo": demo_set(DemoSpec())}
 PER_SOURCE = 3  # the least that leaves an image of every AI source in the baseline's test split
 SEED = 3
 Copy = tuple[GeneratedSet, Path, Any]  # a set, the root of its tiny copy, its prepared value
@@ -106,9 +109,10 @@ def test_the_index_reads_it_with_the_right_labels(written: Copy) -> None:
     assert ((index["label"] == 0).sum(), (index["label"] == 1).sum()) == spec.class_sizes(PER_SOURCE)
 
 
-@pytest.mark.parametrize("name", ["blind", "sealed", "demo"])
+@pytest.mark.parametrize("name", ["blind", "sealed", "learned", "demo"])
 def test_real_and_ai_images_are_as_many(name: str) -> None:
-    """At an even size, so a plain accuracy is not skewed (the outside set is 1:2: two real sources, four AI ones)."""
+    """At an even size, so a plain accuracy is not skewed (the outside set is 1:2: two real sources, four AI ones;
+    the hard-real set trains on one real source against three AI ones and tests on seven processed real ones too)."""
     for images_per_source in (2, 300):
         real, ai = SETS[name].class_sizes(images_per_source)
         assert real == ai
@@ -135,7 +139,7 @@ def test_same_seed_same_bytes_in_any_process(written: Copy) -> None:
             assert (root / source / rows[i]["image_path"]).read_bytes() == data
             assert rows[i]["image_path"] == f"{category}/img{i:06d}.jpg"
         source = spec.ai_sources[0]
-        other = spec.make_image(source, 0, SEED + 1, None)[0]
+        other = spec.make_image(source, 0, SEED + 1, prepared if source in spec.needs_prepared else None)[0]
     assert other != (root / source / _rows(root, source)[0]["image_path"]).read_bytes()
     with Image.open(io.BytesIO(other)) as img:
         assert img.size == (200, 200)
@@ -190,6 +194,42 @@ def test_sealed_generators_keep_the_content_and_change_the_pixels() -> None:
             assert out.shape == img.shape, name
             diff = np.abs(out - img)
             assert 0.003 < diff.mean() < 0.08, name
+
+
+def test_learned_fakes_are_the_fitted_autoencoders_reconstructions(copy_of: Callable[[str], Copy]) -> None:
+    """Every decoder maps the content back to its own size; without the fitted weights there is no fake."""
+    _, _, prepared = copy_of("learned")
+    assert set(prepared) == set(learned.DECODERS)
+    with one_torch_thread():
+        img, _ = learned._real_image("outdoor", np.random.default_rng(0), 64)
+        for name in learned.DECODERS:
+            out = learned._reconstruct(img, np.random.default_rng(1), prepared, name)
+            assert out.shape == img.shape and np.isfinite(out).all(), name
+        with pytest.raises(ValueError, match="fitted decoders"):
+            learned._reconstruct(img, np.random.default_rng(1), None, "skip_decoder")
+
+
+def test_hard_real_meets_its_processed_reals_only_in_test(copy_of: Callable[[str], Copy]) -> None:
+    """The demo benchmark holds the processing pipelines out (benchmarks/demo.py's prepare step passes HELD_OUT as
+    --holdout_generators); the manifest then puts them in test only, and trains on the camera and the generators."""
+    spec, root, _ = copy_of("hard_real")
+    held = HELD_OUT["hard_real"]
+    assert set(held) == set(hard_real.PIPELINES) and all(spec.targets[s] == 0 for s in held)
+    config = parse_config(["--config", str(DEMO_CONFIG), "--holdout_generators", *held])
+    assert config.data.holdout_generators == list(held)
+    manifest = build_manifest(root, num_real=None, num_ai=None, holdout_sources=held, seed=0)
+    processed = manifest["source"].isin(held)
+    assert processed.any() and set(manifest.loc[processed, "split"]) == {"test"}
+    assert set(manifest.loc[~processed, "source"]) == {"camera", *hard_real.GENERATORS}
+
+
+def test_hard_real_generators_keep_the_content_and_change_the_pixels() -> None:
+    with one_torch_thread():
+        img, _ = hard_real._photo(np.random.default_rng(0), 96)
+        for name, generate in hard_real.GENERATORS.items():
+            out = generate(img, np.random.default_rng(1))
+            assert out.shape == img.shape, name
+            assert 0.002 < np.abs(out - img).mean() < 0.08, name
 
 
 def test_the_baseline_writes_a_roc_auc_per_seed(copy_of: Callable[[str], Copy], tmp_path: Path) -> None:

@@ -5,7 +5,12 @@ any of them, and `python -m benchmarks.sets NAME` does so from the command line.
 """
 
 from benchmarks.sets.blind import BLIND
+from benchmarks.sets.hard_real import HARD_REAL, PROCESSED
+from benchmarks.sets.learned import LEARNED
 from benchmarks.sets.outside import OUTSIDE
 from benchmarks.sets.sealed import SEALED
 
-SETS = {s.name: s for s in (OUTSIDE, BLIND, SEALED)}
+SETS = {s.name: s for s in (OUTSIDE, BLIND, SEALED, LEARNED, HARD_REAL)}
+# sources of a set that are evaluation-only: a run on the set never trains on them (`--holdout_generators`, which puts
+# held-out sources, real or AI, only in the test split); a set not named here is trained on whole
+HELD_OUT: dict[str, tuple[str, ...]] = {HARD_REAL.name: PROCESSED}
