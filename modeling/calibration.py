@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -165,12 +166,16 @@ def _candidate_thresholds(scores: np.ndarray) -> np.ndarray:
     return np.unique(np.concatenate([mids, [below_all, above_all, DEFAULT_THRESHOLD]]))
 
 
-def choose_threshold(labels: np.ndarray, scores: np.ndarray, rule: str = DEFAULT_RULE) -> float:
+def choose_threshold(
+    labels: np.ndarray, scores: np.ndarray, rule: str = DEFAULT_RULE, groups: Sequence[str] | None = None
+) -> float:
     """Threshold on P(ai) chosen on validation by the rule.
 
     - max_accuracy: the highest accuracy; ties go to the threshold closest to 0.5.
-    - target_fpr=r: the lowest threshold whose false-positive rate (real called ai) is <= r, which
-      gives the highest detection rate allowed by that budget.
+    - target_fpr=r: the lowest threshold whose false-positive rate (real called ai) is <= r, which gives the
+      highest detection rate allowed by that budget. With `groups` (a name per row, e.g. the processing each
+      validation copy went through), the rate must hold in every group of reals, not only pooled: a kind of
+      real photo the network finds hard cannot hide behind the easy ones.
     """
     name, target = parse_rule(rule)
     labels = np.asarray(labels, dtype=int)
@@ -187,8 +192,21 @@ def choose_threshold(labels: np.ndarray, scores: np.ndarray, rule: str = DEFAULT
         accuracy = (tp + len(real) - fp) / len(scores)
         best = np.flatnonzero(np.isclose(accuracy, accuracy.max(), rtol=0, atol=1e-12))
         return float(t[best[np.argmin(np.abs(t[best] - DEFAULT_THRESHOLD))]])
-    allowed = np.flatnonzero(fp / len(real) <= target + 1e-12)
-    return float(t[allowed].min())
+    allowed = fp / len(real) <= target + 1e-12
+    if groups is not None:
+        groups = np.asarray(groups)
+        for group in np.unique(groups[labels == 0]):
+            members = np.sort(scores[(labels == 0) & (groups == group)])
+            allowed &= (len(members) - np.searchsorted(members, t, side="left")) / len(members) <= target + 1e-12
+    return float(t[np.flatnonzero(allowed)].min())
+
+
+def false_positive_rates(labels: np.ndarray, scores: np.ndarray, threshold: float,
+                         groups: Sequence[str]) -> dict[str, float]:
+    """Per group of real rows, the share called ai at `threshold` (what the group rule of `choose_threshold` holds)."""
+    labels, scores, groups = np.asarray(labels), np.asarray(scores), np.asarray(groups)
+    return {str(g) or "none": float(np.mean(scores[(labels == 0) & (groups == g)] >= threshold))
+            for g in np.unique(groups[labels == 0])}
 
 
 # --------------------------------------------------------------------------- the whole step
@@ -210,15 +228,18 @@ class CalibrationReport:
     nll_before: float
     nll_after: float
     fitted_on: str = "validation"
+    false_positive_rate_by_group: dict[str, float] | None = None  # validation reals per processing kind
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
 def calibrate_model(
-    model: torch.nn.Module, logits: np.ndarray, labels: np.ndarray, rule: str = DEFAULT_RULE
+    model: torch.nn.Module, logits: np.ndarray, labels: np.ndarray, rule: str = DEFAULT_RULE,
+    groups: Sequence[str] | None = None,
 ) -> CalibrationReport | None:
-    """Fit T and the prior shift on (logits, labels), fold them into `model`, pick and store the threshold.
+    """Fit T and the prior shift on (logits, labels), fold them into `model`, pick and store the threshold
+    (with `groups`, per group of reals: see `choose_threshold`).
 
     Returns None (model unchanged) when the labels hold a single class: neither a temperature nor a
     threshold means anything then.
@@ -233,7 +254,7 @@ def calibrate_model(
     temperature, bias = fit_scaling(logits, labels)
     calibrated = apply_scaling(logits, temperature, bias)
     before, after = ai_scores(logits), ai_scores(calibrated)
-    threshold = choose_threshold(labels, after, rule)
+    threshold = choose_threshold(labels, after, rule, groups)
     fold_temperature(model, temperature, bias)
     model.config.decision_threshold = threshold
     model.config.decision_threshold_rule = rule
@@ -249,6 +270,7 @@ def calibrate_model(
         brier_after=brier_score(labels, after),
         nll_before=negative_log_likelihood(logits, labels),
         nll_after=negative_log_likelihood(calibrated, labels),
+        false_positive_rate_by_group=None if groups is None else false_positive_rates(labels, after, threshold, groups),
     )
     logger.info(
         "calibration on %d validation images: T=%.3f, prior shift %+.3f, ECE %.4f -> %.4f, threshold %.4f (%s)",

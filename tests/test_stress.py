@@ -133,3 +133,19 @@ def test_calibration_cannot_saturate_on_a_perfectly_separated_validation() -> No
     assert 0.01 <= threshold <= 0.99
     targets = calibration.platt_targets(labels)
     assert targets[labels == 0][0] == pytest.approx(1 / 82) and targets[labels == 1][0] == pytest.approx(41 / 42)
+
+
+def test_the_threshold_rule_holds_for_every_kind_of_processed_real() -> None:
+    """Pooled, a hard kind of processed real can hide behind the easy ones (here 30% of the zoomed reals over the
+    threshold, 5% overall); per group the rule raises the threshold until every kind is within the target."""
+    rng = np.random.default_rng(0)
+    plain, zoomed, ai = rng.uniform(0.0, 0.3, 500), rng.uniform(0.0, 0.6, 40), rng.uniform(0.7, 1.0, 200)
+    scores = np.concatenate([plain, zoomed, ai])
+    labels = np.repeat([0, 0, 1], [500, 40, 200])
+    groups = np.repeat(["", "digital_zoom", ""], [500, 40, 200])
+    pooled = calibration.choose_threshold(labels, scores, "target_fpr=0.05")
+    per_kind = calibration.choose_threshold(labels, scores, "target_fpr=0.05", groups)
+    assert np.mean(zoomed >= pooled) > 0.1 >= np.mean(zoomed >= per_kind) and per_kind > pooled
+    rates = calibration.false_positive_rates(labels, scores, per_kind, groups)
+    assert set(rates) == {"none", "digital_zoom"} and max(rates.values()) <= 0.05
+    assert np.mean(ai >= per_kind) == 1.0  # this budget still finds every ai image

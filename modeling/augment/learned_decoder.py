@@ -82,11 +82,15 @@ class SmallAutoencoder(nn.Module):
 
     @torch.no_grad()
     def reconstruct(self, x: torch.Tensor) -> torch.Tensor:
-        """(3, H, W) float in [0, 1] -> (3, H, W): padded to a multiple of the stride (replicate), decoded, cut."""
+        """(3, H, W) float in [0, 1] -> (3, H, W): reflected by a margin of 2 latent cells (so the convolutions'
+        zero padding leaves no dark rim on the kept image, a cue no real generator's output has), padded to a
+        multiple of the stride, decoded, cut back."""
         h, w = x.shape[-2:]
         f = self.factor
-        padded = F.pad(x[None], (0, (-w) % f, 0, (-h) % f), mode="replicate")
-        return self(padded)[0, :, :h, :w]
+        m = min(2 * f, h - 1, w - 1)
+        padded = F.pad(x[None], (m, m, m, m), mode="reflect") if m > 0 else x[None]
+        padded = F.pad(padded, (0, (-(w + 2 * m)) % f, 0, (-(h + 2 * m)) % f), mode="replicate")
+        return self(padded)[0, :, m : m + h, m : m + w]
 
 
 def random_crops(images: Sequence[torch.Tensor], count: int, side: int, generator: torch.Generator) -> torch.Tensor:

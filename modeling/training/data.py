@@ -113,19 +113,25 @@ def build_datasets(config: RunConfig, manifest: pd.DataFrame, processor: Any) ->
                               sample_transform=sample_transform(self_fakes, build_camera_processing(config.augment)))
     eval_tf = BatchTransform(processor, process_seed=VALIDATION_PROCESS_SEED)
     if config.augment.camera_validation and "validation" in splits:
-        splits["validation"] = with_processed_copies(splits["validation"], camera_kinds(config.augment))
+        kinds = camera_kinds(config.augment)
+        splits["calibration"] = with_processed_copies(splits["validation"], kinds, every_kind=True)
+        splits["validation"] = with_processed_copies(splits["validation"], kinds)
     return DatasetDict(
         {name: ds.with_transform(train_tf if name == "train" else eval_tf) for name, ds in splits.items()}
     )
 
 
-def with_processed_copies(split: Dataset, kinds: tuple[str, ...]) -> Dataset:
-    """The split followed by one processed copy of each of its images (the kinds in turn), for a validation that
-    is not separable by the network's processing cues: checkpoint choice, calibration and the threshold then see
-    processed reals. The copies' draws are keyed by VALIDATION_PROCESS_SEED, not the stress test's."""
+def with_processed_copies(split: Dataset, kinds: tuple[str, ...], every_kind: bool = False) -> Dataset:
+    """The split followed by processed copies of its images: one each (the kinds in turn), for a validation that
+    is not separable by the network's processing cues (checkpoint choice), or one per kind (`every_kind`), for
+    calibration and a threshold that must hold on every kind of processed real. The copies' draws are keyed by
+    VALIDATION_PROCESS_SEED, not the stress test's."""
     plain = split.add_column("process", [""] * len(split))
-    copies = split.add_column("process", [kinds[i % len(kinds)] for i in range(len(split))])
-    return concatenate_datasets([plain, copies])
+    if every_kind:
+        copies = [split.add_column("process", [kind] * len(split)) for kind in kinds]
+    else:
+        copies = [split.add_column("process", [kinds[i % len(kinds)] for i in range(len(split))])]
+    return concatenate_datasets([plain, *copies])
 
 
 def learned_decoders(config: RunConfig, manifest: pd.DataFrame, output_dir: Path | None = None) -> list:

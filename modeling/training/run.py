@@ -153,7 +153,8 @@ def find_resume_checkpoint(args: TrainingArguments, output_dir: Path) -> str | N
 def calibrate(trainer: ReliableTrainer, dataset: Any, run: RunFolder, rule: str) -> dict[str, Any]:
     """Temperature and threshold from validation, folded in and re-saved; returns the validation figures.
 
-    `trainer.predict` gathers the logits on every process, so each folds the same T into its copy.
+    `trainer.predict` gathers the logits on every process, so each folds the same T into its copy. With
+    processed copies in the split (a `process` column), the threshold rule holds per kind of processed real.
     """
     if dataset is None or len(dataset) == 0:
         logger.warning("no validation split: the model is saved uncalibrated with threshold %.1f", DEFAULT_THRESHOLD)
@@ -161,7 +162,12 @@ def calibrate(trainer: ReliableTrainer, dataset: Any, run: RunFolder, rule: str)
     output = trainer.predict(dataset, metric_key_prefix="calibration")
     logits = output.predictions[0] if isinstance(output.predictions, tuple) else output.predictions
     labels = output.label_ids
-    report = calibrate_model(trainer.model, logits, labels, rule)
+    groups = dataset.data.column("process").to_pylist() if "process" in dataset.column_names else None
+    if groups is not None and len(groups) != len(labels):  # an unreadable image was dropped: rows no longer align
+        logger.warning("calibration: %d of %d images scored; the threshold is chosen on all reals pooled",
+                       len(labels), len(groups))
+        groups = None
+    report = calibrate_model(trainer.model, logits, labels, rule, groups)
     threshold = DEFAULT_THRESHOLD
     if report is not None:
         trainer.save_model(str(run.root))  # safetensors + config.json with the threshold
@@ -272,7 +278,8 @@ def train(config: RunConfig) -> dict[str, dict[str, Any]]:
     if stopper.stopped_at is not None:  # not a finished run: keep checkpoints, skip final save/eval
         raise TrainingInterrupted(stopper.stopped_at, str(run / f"checkpoint-{stopper.stopped_at}"))
     trainer.save_model(str(run.root))
-    metrics = {"train": result.metrics, "validation": calibrate(trainer, splits.get("validation"), run,
+    calibration_split = splits["calibration"] if "calibration" in splits else splits.get("validation")
+    metrics = {"train": result.metrics, "validation": calibrate(trainer, calibration_split, run,
                                                                 config.run.decision_threshold_rule)}
     trainer.save_state()
     (run / TRAINER_PICKLE).unlink(missing_ok=True)  # pickled; training_config.yaml replaces it
