@@ -244,6 +244,12 @@ class RunArguments:
         metadata={"help": "Run the real-photo stress test (false-positive rates after camera and sharing processing) "
                   "in the end-of-training evaluation."},
     )
+    stress_balanced: bool = field(
+        default=False,
+        metadata={"help": "That stress test on every real test image and as many ai ones (a seeded draw) instead "
+                  "of every test image: the same false-positive rates at less cost (scripts/evaluate.py --stress "
+                  "scores all)."},
+    )
     export_onnx: bool = field(
         default=True,
         metadata={"help": "End of training: write the checked ONNX fp32 and int8 models beside the weights (the "

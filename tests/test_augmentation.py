@@ -277,3 +277,16 @@ def test_learned_fakes_can_keep_what_the_decoder_leaves() -> None:
     out, label = fakes(image, 0, np.random.default_rng(0))
     expected = decoder.reconstruct(image.float() / 255).clamp(0, 1).mul(255).add(0.5).floor().to(torch.uint8)
     assert label == 1 and torch.equal(out, expected)
+
+
+@pytest.mark.slow
+def test_the_family_fitted_in_two_processes_equals_the_one_fitted_here(tmp_path: Path) -> None:
+    """The demo fits its decoders in spawn workers, one thread each: the same weights as in this process."""
+    from modeling.augment.learned_decoder import family_specs, fit_family, uint8_images
+
+    images = uint8_images([np.asarray(photo(seed, 48)) for seed in range(2)])
+    specs = family_specs(["nearest_conv", "pixel_shuffle"], [2], steps=2, seed=0)
+    here = fit_family(images, specs, None, workers=1)
+    there = fit_family(images, specs, tmp_path / "cache", workers=2)
+    for a, b in zip(here, there, strict=True):
+        assert all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values(), strict=True))

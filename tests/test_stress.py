@@ -149,3 +149,19 @@ def test_the_threshold_rule_holds_for_every_kind_of_processed_real() -> None:
     rates = calibration.false_positive_rates(labels, scores, per_kind, groups)
     assert set(rates) == {"none", "digital_zoom"} and max(rates.values()) <= 0.05
     assert np.mean(ai >= per_kind) == 1.0  # this budget still finds every ai image
+
+
+def test_the_balanced_stress_test_keeps_every_real_and_as_many_ai(tiny_trained_model: Path, tmp_path: Path) -> None:
+    from modeling.data.selection import resolve_eval_data
+    from modeling.evaluation.evaluate import run_evaluation
+
+    data = resolve_eval_data(tiny_trained_model, split="test")
+    run_evaluation(tiny_trained_model, data, tmp_path / "eval", batch_size=16, stress=("thumbnail",),
+                   stress_balanced=True)
+    rows = pd.read_csv(tmp_path / "eval" / "stress_predictions.csv")
+    plain = rows[rows["kind"] == "none"]
+    n_real = int((data.frame["label"] != AI_LABEL_ID).sum())
+    assert (plain["label"] != AI_LABEL_ID).sum() == n_real
+    assert (plain["label"] == AI_LABEL_ID).sum() == min(n_real, int((data.frame["label"] == AI_LABEL_ID).sum()))
+    assert len(rows) == 2 * len(plain)
+    assert np.array_equal(stress.balanced_rows(data.frame), stress.balanced_rows(data.frame))  # a fixed draw

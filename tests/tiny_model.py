@@ -56,6 +56,8 @@ class TinyModelTester:
             "--train_crop_size", str(cls.image_size),
             "--per_device_train_batch_size", "8", "--per_device_eval_batch_size", "16", "--dataloader_num_workers", "0",
             "--export_onnx", "false",  # tests/test_training.py checks the end-of-training export once
-            "--self_fake_learned_steps", "5", "--self_fake_learned_images", "16",  # the demo's learned decoder, cheap
+            "--self_fake_learned_steps", "5", "--self_fake_learned_images", "16",  # the demo's learned decoders, cheap:
+            "--self_fake_learned_archs", "nearest_conv", "--self_fake_learned_factors", "4",  # one, fitted in-process
+            "--evaluate_stress", "false",  # tests/test_stress.py runs the stress test on its own
             *extra,
         ]  # fmt: skip

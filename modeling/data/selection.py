@@ -7,6 +7,7 @@ manifests and names the image files.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,6 +32,10 @@ class EvalData:
     def paths(self) -> list[str]:
         """The rows' image files, joined to their own root (never another split's root)."""
         return [str(self.root / p) for p in self.frame["path"]]
+
+    def subset(self, rows: Sequence[int], what: str) -> EvalData:
+        """These rows only (positions), the description saying which (`what`)."""
+        return EvalData(self.frame.iloc[list(rows)].reset_index(drop=True), self.root, f"{self.description}, {what}")
 
     @property
     def labels(self) -> list[int]:

@@ -207,27 +207,28 @@ def run_evaluation(
     num_workers: int = 0,
     robustness: bool = False,
     stress: bool | Sequence[str] = False,
+    stress_balanced: bool = False,
     accelerator: Accelerator | None = None,
     ai_label: str | int | None = None, provenance: bool = True, trust_anchors: str | Path | None = None,
 ) -> EvalResult:
     """Score `data` with the model folder, write every output file (main process), return the results.
 
     robustness: the degradation sweep; stress: the real-photo stress test (True: every processing kind, or the
-    names of some of `modeling.augment.camera.KINDS`)."""
+    names of some of `modeling.augment.camera.KINDS`), on every image or, `stress_balanced`, on every real one
+    and as many ai ones (`modeling.evaluation.stress.balanced_rows`)."""
     accelerator = accelerator or Accelerator()
     model, processor = load_model_folder(model_dir)
     threshold, temperature, bias, ai_id = read_head(model.config, ai_label)
-    score_logits = functools.partial(predict_logits, model, processor, data.paths, batch_size=batch_size,
+    score_logits = functools.partial(predict_logits, model, processor, batch_size=batch_size,
                                      num_workers=num_workers, accelerator=accelerator)
 
-    def score(degrade: Degradation | None = None, desc: str = "evaluating") -> pd.DataFrame:
-        logits, valid = score_logits(degrade=degrade, desc=desc)
-        return build_predictions(data, logits, valid, threshold, temperature, bias, ai_id)
+    def score(degrade: Degradation | None = None, desc: str = "evaluating", part: EvalData = data) -> pd.DataFrame:
+        logits, valid = score_logits(paths=part.paths, degrade=degrade, desc=desc)
+        return build_predictions(part, logits, valid, threshold, temperature, bias, ai_id)
 
     predictions = score()
     if predictions.empty:
         raise DataError(f"None of the {len(data.frame)} images could be decoded ({data.description}).")
-    sections = metrics_by_section(predictions, threshold)
     metrics = {
         "model": str(model_dir),
         "data": data.description,
@@ -235,14 +236,13 @@ def run_evaluation(
         "decision_threshold_rule": getattr(model.config, "decision_threshold_rule", None) or "default 0.5",
         "calibration_temperature": temperature,
         "calibration_bias": bias,
-        "ece_bins": figures.ECE_BINS,
-        "n_unreadable": int(len(data.frame) - len(predictions)),
         "num_processes": accelerator.num_processes,
-        "operating_point": figures.operating_point(sections),
-        **sections,
+        **section_figures(predictions, threshold, len(data.frame)),
     }
     result = EvalResult(metrics, predictions, per_source_table(predictions), None, Path(output_dir))
-    run_sweeps(result, score, threshold, robustness, stress)
+    stress_part = data.subset(stress_test.balanced_rows(data.frame), "every real and as many ai images") \
+        if stress and stress_balanced else None
+    run_sweeps(result, score, threshold, robustness, stress, stress_part)
     add_provenance(result, data.root, provenance, trust_anchors)
     if accelerator.is_main_process:
         write_outputs(result)
@@ -250,15 +250,27 @@ def run_evaluation(
     return result
 
 
+def section_figures(predictions: pd.DataFrame, threshold: float, n_rows: int) -> dict[str, Any]:
+    """The figures of each section, the operating point, and how many rows could not be scored."""
+    sections = metrics_by_section(predictions, threshold)
+    return {"ece_bins": figures.ECE_BINS, "n_unreadable": int(n_rows - len(predictions)),
+            "operating_point": figures.operating_point(sections), **sections}
+
+
 def run_sweeps(result: EvalResult, score: Callable[..., pd.DataFrame], threshold: float, robustness: bool,
-               stress: bool | Sequence[str]) -> None:
-    """The robustness sweep and the stress test, into `result` (tables, metrics, long predictions)."""
+               stress: bool | Sequence[str], stress_part: EvalData | None = None) -> None:
+    """The robustness sweep and the stress test (on `stress_part`'s rows when given), into `result` (tables,
+    metrics, long predictions)."""
     if robustness:
         result.robustness, result.long_predictions[ROBUSTNESS_PREDICTIONS] = robustness_sweep(
             result.predictions, score, threshold)
     if stress:
         kinds = tuple(camera.KINDS) if stress is True else tuple(stress)
-        table, long, point = stress_test.sweep(result.predictions, score, threshold, kinds)
+        original = result.predictions
+        if stress_part is not None:
+            score = functools.partial(score, part=stress_part)
+            original = original[original["path"].isin(set(stress_part.frame["path"]))].reset_index(drop=True)
+        table, long, point = stress_test.sweep(original, score, threshold, kinds)
         result.stress, result.long_predictions[STRESS_PREDICTIONS] = table, long
         result.metrics["stress"] = stress_test.summary(table, threshold, point)
 

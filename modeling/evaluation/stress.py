@@ -69,6 +69,16 @@ def stress_table(predictions: pd.DataFrame, threshold: float) -> tuple[pd.DataFr
     return pd.DataFrame(rows, columns=list(COLUMNS)), point
 
 
+def balanced_rows(frame: pd.DataFrame, seed: int = STRESS_SEED) -> np.ndarray:
+    """Row positions of every real image and as many ai ones (a seeded draw, or all when there are fewer): the
+    stress test's false-positive rates keep every real, its detection rates a fair sample, at less cost."""
+    real = np.flatnonzero(frame["label"].to_numpy() != AI_LABEL_ID)
+    ai = np.flatnonzero(frame["label"].to_numpy() == AI_LABEL_ID)
+    if len(ai) > len(real):
+        ai = np.sort(np.random.default_rng(seed).choice(ai, size=len(real), replace=False))
+    return np.sort(np.concatenate([real, ai]))
+
+
 def sweep(
     original: pd.DataFrame,
     score: Callable[[Callable[[Image.Image], Image.Image], str], pd.DataFrame],

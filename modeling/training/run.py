@@ -189,7 +189,7 @@ def evaluate_test(trainer: ReliableTrainer, config: RunConfig, run: RunFolder) -
         return {}
     result = run_evaluation(run.root, data, run.eval_dir, batch_size=args.per_device_eval_batch_size,
                             num_workers=args.dataloader_num_workers, robustness=config.run.evaluate_robustness,
-                            stress=config.run.evaluate_stress,
+                            stress=config.run.evaluate_stress, stress_balanced=config.run.stress_balanced,
                             accelerator=trainer.accelerator)
     sections = result.metrics
     out = {"test": with_prefix("test", sections.get("seen") or sections["all"])}
