@@ -250,6 +250,7 @@ def test_the_learned_family_is_fitted_once_and_then_read_from_its_cache(tmp_path
     specs = family_specs(["transposed_conv", "pixel_shuffle"], [2, 4], steps=3, seed=1)
     assert [s.name for s in specs] == ["transposed_conv_x2", "transposed_conv_x4", "pixel_shuffle_x2",
                                        "pixel_shuffle_x4"] and len({s.seed for s in specs}) == 4
+    assert family_specs(["pixel_shuffle"], [4], steps=3, seed=1) == specs[3:]  # leaving one out keeps the others
     first = fit_family(images, specs, tmp_path / "cache")
     files = sorted(p.name for p in (tmp_path / "cache").iterdir())
     assert len(files) == 4

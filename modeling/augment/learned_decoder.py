@@ -148,9 +148,12 @@ def fit_autoencoder(images: Sequence[torch.Tensor], spec: DecoderSpec) -> SmallA
 
 
 def family_specs(archs: Sequence[str], factors: Sequence[int], steps: int, seed: int) -> list[DecoderSpec]:
-    """Every (architecture, stride) pair, each with a seed of its own derived from the run's."""
-    pairs = [(arch, factor) for arch in archs for factor in factors]
-    return [DecoderSpec(arch, factor, steps, seed * 1000 + i) for i, (arch, factor) in enumerate(pairs)]
+    """Every (architecture, stride) pair, each with a seed of its own derived from the run's and from the pair
+    alone (not its position), so a family without one architecture keeps the others' decoders."""
+    for arch in archs:
+        upsample_block(arch, 1)  # an unknown name fails here, before any fitting
+    return [DecoderSpec(arch, factor, steps, seed * 1000 + 10 * ARCHITECTURES.index(arch) + int(math.log2(factor)))
+            for arch in archs for factor in factors]
 
 
 def images_key(images: Sequence[torch.Tensor]) -> str:
