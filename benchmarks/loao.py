@@ -25,6 +25,7 @@ from modeling.data.generated import set_exists, write_set
 from modeling.data.selection import resolve_eval_data
 from modeling.evaluation.evaluate import run_evaluation
 from modeling.metrics import roc_auc
+from modeling.run_folder import RunFolder, results_file
 
 PROBE_IMAGES_PER_SOURCE = 120
 
@@ -35,6 +36,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--archs", nargs="+", default=list(ARCHITECTURES), help="The family (left out in turn).")
     parser.add_argument("--config", default=str(DEMO_CONFIG), help="Training YAML (default: the demo's).")
     parser.add_argument("--output_dir", default="outputs/benchmark_loao")
+    parser.add_argument("--reuse_full", default=None, metavar="DIR",
+                        help="Score the models in DIR/seed_N (a `benchmark.py demo` run of the same recipe and seeds) "
+                        "as the full family instead of training it again.")
     parser.add_argument("overrides", nargs=argparse.REMAINDER, help="-- then training overrides (--key value).")
 
 
@@ -51,18 +55,27 @@ def probe_figures(model_dir: Path) -> dict[str, float | None]:
     return out
 
 
-def run_variant(name: str, archs: list[str], args: argparse.Namespace, data_args: list[str]) -> list[dict[str, Any]]:
-    """Train every seed with the family `archs` and score the probe."""
+def run_variant(name: str, archs: list[str], args: argparse.Namespace, data_args: list[str],
+                reuse: str | None = None) -> list[dict[str, Any]]:
+    """Train every seed with the family `archs` (or take the runs in `reuse`) and score the probe."""
     overrides = [a for a in args.overrides if a != "--"]
-    variant = argparse.Namespace(config=args.config, output_dir=str(Path(args.output_dir) / name),
+    variant = argparse.Namespace(config=args.config, output_dir=reuse or str(Path(args.output_dir) / name),
                                  overrides=[*overrides, "--self_fake_learned_archs", *archs])
     rows = []
     for seed in range(args.first_seed, args.first_seed + args.seeds):
-        row = train_one(seed, variant, data_args)
+        row = {"seed": seed, **reused_figures(Path(reuse) / f"seed_{seed}")} if reuse else train_one(
+            seed, variant, data_args)
         row.update(probe_figures(Path(variant.output_dir) / f"seed_{seed}"))
         rows.append({"variant": name, **{k: v for k, v in row.items() if k != "stress"}})
         print(f"{name:>22} seed {seed}: " + ", ".join(f"{s} {_fmt(row[s])}" for s in AI_SOURCES), flush=True)
     return rows
+
+
+def reused_figures(run_dir: Path) -> dict[str, Any]:
+    """The demo's own test figures of a run trained elsewhere."""
+    run = RunFolder(run_dir)
+    seen, unseen = run.read_json(results_file("test")) or {}, run.read_json(results_file("test_unseen")) or {}
+    return {"seen_roc_auc": seen.get("test_roc_auc"), "unseen_roc_auc": unseen.get("test_unseen_roc_auc")}
 
 
 def _fmt(value: Any) -> str:
@@ -81,7 +94,9 @@ def run(args: argparse.Namespace) -> int:
     data_args = prepare_data("demo", args.config, [a for a in args.overrides if a != "--"])
     variants = {"full family": list(args.archs)}
     variants.update({f"without {a}": [b for b in args.archs if b != a] for a in args.archs})
-    results = {name: run_variant(name.replace(" ", "_"), archs, args, data_args) for name, archs in variants.items()}
+    results = {name: run_variant(name.replace(" ", "_"), archs, args, data_args,
+                                 args.reuse_full if name == "full family" else None)
+               for name, archs in variants.items()}
     columns = [*AI_SOURCES, "seen_roc_auc", "unseen_roc_auc"]
     print(f"\n{'median over seeds':>22}  " + "  ".join(f"{c:>20}" for c in columns))
     for name, rows in results.items():

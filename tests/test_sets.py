@@ -22,7 +22,7 @@ from PIL import Image
 from tqdm.auto import tqdm
 
 from benchmarks import DEMO_CONFIG, baseline_cnn
-from benchmarks.sets import HELD_OUT, hard_real, learned, sealed
+from benchmarks.sets import HELD_OUT, hard_real, learned, probe, sealed
 from benchmarks.sets import SETS as EVALUATION_SETS
 from benchmarks.sets.__main__ import build_parser
 from modeling.config import parse_config
@@ -32,7 +32,8 @@ from modeling.data.index import read_index
 from modeling.data.manifest import build_manifest
 
 # the learned set's autoencoders fitted for a few steps only: the same code, other weights, seconds not minutes
-SETS = {**EVALUATION_SETS, "learned": learned.learned_set(steps=2), "demo": demo_set(DemoSpec())}
+SETS = {**EVALUATION_SETS, "learned": learned.learned_set(steps=2), "learned_probe": probe.probe_set(steps=2),
+        "demo": demo_set(DemoSpec())}
 PER_SOURCE = 3  # the least that leaves an image of every AI source in the baseline's test split
 SEED = 3
 Copy = tuple[GeneratedSet, Path, Any]  # a set, the root of its tiny copy, its prepared value
@@ -109,7 +110,7 @@ def test_the_index_reads_it_with_the_right_labels(written: Copy) -> None:
     assert ((index["label"] == 0).sum(), (index["label"] == 1).sum()) == spec.class_sizes(PER_SOURCE)
 
 
-@pytest.mark.parametrize("name", ["blind", "sealed", "learned", "demo"])
+@pytest.mark.parametrize("name", ["blind", "sealed", "learned", "learned_probe", "demo"])
 def test_real_and_ai_images_are_as_many(name: str) -> None:
     """At an even size, so a plain accuracy is not skewed (the outside set is 1:2: two real sources, four AI ones;
     the hard-real set trains on one real source against three AI ones and tests on seven processed real ones too)."""

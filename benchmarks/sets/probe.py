@@ -11,6 +11,7 @@ Both classes get the demo's finish (a native 200 px crop and a JPEG save at qual
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -62,14 +63,19 @@ def make_image(source: str, index: int, seed: int, prepared: dict | None = None)
     return artifact_postprocess(img, rng, 200, 200), category
 
 
-PROBE = GeneratedSet(
-    name="learned_probe",
-    targets=TARGETS,
-    categories=CATEGORIES,
-    make_image=make_image,
-    root=Path("data/learned_probe"),
-    real_share=len(AI_SOURCES) / len(REAL_SOURCES),
-    prepare=prepare,
-    needs_prepared=AI_SOURCES,
-    description="the demo's content through one trained autoencoder per learned-family architecture (a tuning set)",
-)
+def probe_set(steps: int = FIT_STEPS) -> GeneratedSet:
+    """The set, its autoencoders fitted for `steps` steps (fewer only in tests: other weights, other fakes)."""
+    return GeneratedSet(
+        name="learned_probe",
+        targets=TARGETS,
+        categories=CATEGORIES,
+        make_image=make_image,
+        root=Path("data/learned_probe"),
+        real_share=len(AI_SOURCES) / len(REAL_SOURCES),  # as many real images as fakes
+        prepare=partial(prepare, steps=steps),
+        needs_prepared=AI_SOURCES,
+        description="tuning: the demo's content through one trained autoencoder per learned-family architecture",
+    )
+
+
+PROBE = probe_set()
