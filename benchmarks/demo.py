@@ -38,7 +38,7 @@ from modeling.config import parse_config
 from modeling.data.demo import DEMO_DATA_DIR, DemoSpec, demo_data_exists, make_demo_data
 from modeling.data.generated import set_exists, write_set
 from modeling.inference.predictor import Detector
-from modeling.run_folder import EVAL_DIR, METRICS, PREDICTIONS, RunFolder, results_file
+from modeling.run_folder import EVAL_DIR, METRICS, PER_SOURCE, PREDICTIONS, RunFolder, results_file
 
 SET_IMAGES_PER_SOURCE = 300  # the evaluation sets' size (per AI source), seed 0
 RESAMPLED_DIR = Path("data/demo_resampled")
@@ -126,7 +126,19 @@ def verdict_figures(run: RunFolder) -> dict[str, Any]:
         "scores_between": float(scores.between(*READABLE, inclusive="neither").mean()) if len(scores) else None,
         "backend_agree": backend_agreement(run, predictions),
         "stress": {kind: row.get("false_positive_rate") for kind, row in stress.items()},
+        "real_sources": real_source_rates(run),
     }
+
+
+def real_source_rates(run: RunFolder) -> dict[str, float]:
+    """Each real test source's false-positive rate at the stored threshold (a held-out processed source of the
+    hard-real set among them)."""
+    path = run.eval_dir / PER_SOURCE
+    if not path.is_file():
+        return {}
+    table = pd.read_csv(path)
+    real = table[table["rate_name"] == "false_positive_rate"]
+    return {str(row.source): float(row.rate) for row in real.itertuples()}
 
 
 def backend_agreement(run: RunFolder, predictions: pd.DataFrame | None) -> float | None:
@@ -155,14 +167,14 @@ def _fmt(value: Any) -> str:
     return "-" if value is None else f"{value:.4f}" if isinstance(value, float) and value <= 1 else str(value)
 
 
-def stress_summary(rows: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
-    """min / median / max over the seeds of each processing kind's false-positive rate at the stored threshold."""
-    kinds = dict.fromkeys(k for r in rows for k in r.get("stress", {}))
+def rate_summary(rows: list[dict[str, Any]], key: str) -> dict[str, dict[str, float]]:
+    """min / median / max over the seeds of each entry of `key` (per processing kind, or per real source)."""
+    names = dict.fromkeys(k for r in rows for k in r.get(key, {}))
     out = {}
-    for kind in kinds:
-        values = [r["stress"][kind] for r in rows if r.get("stress", {}).get(kind) is not None]
+    for name in names:
+        values = [r[key][name] for r in rows if r.get(key, {}).get(name) is not None]
         if values:
-            out[kind] = {"min": min(values), "median": statistics.median(values), "max": max(values)}
+            out[name] = {"min": min(values), "median": statistics.median(values), "max": max(values)}
     return out
 
 
@@ -175,17 +187,19 @@ def run(args: argparse.Namespace) -> int:
         row = train_one(seed, args, data_args)
         rows.append(row)
         print(f"{seed:>4}  " + "  ".join(f"{_fmt(row[c]):>14}" for c in COLUMNS), flush=True)
-        if row.get("stress"):
-            print("      stress, reals called ai: " + ", ".join(f"{k} {_fmt(v)}" for k, v in row["stress"].items()),
-                  flush=True)
+        for name, rates in (("stress", row.get("stress")), ("per real source", row.get("real_sources"))):
+            if rates:
+                print(f"      {name}, reals called ai: " + ", ".join(f"{k} {_fmt(v)}" for k, v in rates.items()),
+                      flush=True)
     stats = summary(rows)
     for name in ("min", "median", "max"):
         print(f"{name:>6}" + "".join(f"  {_fmt(stats[c][name]):>14}" for c in COLUMNS))
-    stress = stress_summary(rows)
-    for kind, values in stress.items():
-        print(f"  stress {kind:>16}: reals called ai min / median / max "
-              f"{_fmt(values['min'])} / {_fmt(values['median'])} / {_fmt(values['max'])}")
+    rates = {key: rate_summary(rows, key) for key in ("stress", "real_sources")}
+    for key, table in rates.items():
+        for name, values in table.items():
+            print(f"  {key} {name:>16}: reals called ai min / median / max "
+                  f"{_fmt(values['min'])} / {_fmt(values['median'])} / {_fmt(values['max'])}")
     report = {"dataset": args.dataset, "config": args.config, "overrides": args.overrides, "runs": rows,
-              "summary": stats, "stress_summary": stress}
+              "summary": stats, "stress_summary": rates["stress"], "real_source_summary": rates["real_sources"]}
     (Path(args.output_dir) / "benchmark.json").write_text(json.dumps(report, indent=2) + "\n")
     return 0

@@ -36,6 +36,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--archs", nargs="+", default=list(ARCHITECTURES), help="The family (left out in turn).")
     parser.add_argument("--config", default=str(DEMO_CONFIG), help="Training YAML (default: the demo's).")
     parser.add_argument("--output_dir", default="outputs/benchmark_loao")
+    parser.add_argument("--only", nargs="+", default=None, metavar="ARCH",
+                        help="Leave out only these architectures (default: each in turn); e.g. to split the work "
+                        "over two processes.")
     parser.add_argument("--reuse_full", default=None, metavar="DIR",
                         help="Score the models in DIR/seed_N (a `benchmark.py demo` run of the same recipe and seeds) "
                         "as the full family instead of training it again.")
@@ -93,7 +96,7 @@ def run(args: argparse.Namespace) -> int:
         write_set(PROBE, PROBE.root, PROBE_IMAGES_PER_SOURCE, seed=0)
     data_args = prepare_data("demo", args.config, [a for a in args.overrides if a != "--"])
     variants = {"full family": list(args.archs)}
-    variants.update({f"without {a}": [b for b in args.archs if b != a] for a in args.archs})
+    variants.update({f"without {a}": [b for b in args.archs if b != a] for a in (args.only or args.archs)})
     results = {name: run_variant(name.replace(" ", "_"), archs, args, data_args,
                                  args.reuse_full if name == "full family" else None)
                for name, archs in variants.items()}
