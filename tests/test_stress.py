@@ -165,3 +165,14 @@ def test_the_balanced_stress_test_keeps_every_real_and_as_many_ai(tiny_trained_m
     assert (plain["label"] == AI_LABEL_ID).sum() == min(n_real, int((data.frame["label"] == AI_LABEL_ID).sum()))
     assert len(rows) == 2 * len(plain)
     assert np.array_equal(stress.balanced_rows(data.frame), stress.balanced_rows(data.frame))  # a fixed draw
+
+
+def test_processing_alone_without_self_fakes_is_a_training_transform() -> None:
+    """camera_prob without self-fakes: the chain still hands the processing its generator."""
+    from modeling.training.builders import sample_transform
+
+    chain = sample_transform(None, camera.CameraProcessing(prob=1.0, kinds=("thumbnail",)))
+    torch.manual_seed(0)
+    out, label = chain(photo(2, 64), 0)
+    assert label == 0 and out.size[0] < 64
+    assert sample_transform(None, None) is None

@@ -96,7 +96,5 @@ class SampleChain:
 def sample_transform(*steps: Any) -> Callable[[Any, int], tuple[Any, int]] | None:
     """The training split's sample transform: the steps that are on, chained (self-fakes first, then processing,
     so that self-fakes are processed as often as any other image)."""
-    on = [step for step in steps if step is not None]
-    if not on:
-        return None
-    return on[0] if len(on) == 1 else SampleChain(tuple(on))
+    on = tuple(step for step in steps if step is not None)
+    return SampleChain(on) if on else None
