@@ -211,7 +211,8 @@ def export_fast_path(config: RunConfig, run: RunFolder) -> None:
     try:
         export(run.root, CheckImages(*run_check_images(run.root, config.data.data_dir)), quantize="int8")
     except (DataError, ExportError, OSError) as err:
-        logger.warning("ONNX export failed (%s); the model folder is complete without it", err)
+        logger.warning("ONNX export incomplete (%s); exports that passed their check are kept (onnx_export.json), and "
+                       "the model folder is complete without them", err)
 
 
 def publish(config: RunConfig, run: RunFolder, push: bool) -> None:
