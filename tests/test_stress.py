@@ -176,3 +176,25 @@ def test_processing_alone_without_self_fakes_is_a_training_transform() -> None:
     out, label = chain(photo(2, 64), 0)
     assert label == 0 and out.size[0] < 64
     assert sample_transform(None, None) is None
+
+
+def test_training_with_processed_validation_holds_the_threshold_for_every_kind(tmp_path: Path) -> None:
+    """The demo's camera settings in a real (tiny) run: processed training images, processed validation copies,
+    and a stored threshold whose validation false-positive rate holds for the plain reals and every kind."""
+    from conftest import load_script
+    from tiny_model import TinyModelTester
+
+    from modeling.data.demo import DemoSpec, make_demo_data
+
+    data = make_demo_data(tmp_path / "data", DemoSpec(images_per_source=8), progress=False)
+    argv = TinyModelTester.train_argv(
+        data, tmp_path / "model", "--max_steps", "2", "--eval_strategy", "no", "--save_strategy", "no",
+        "--load_best_model_at_end", "false", "--self_fake_prob", "0", "--evaluate_robustness", "false",
+        "--camera_prob", "0.5", "--camera_validation", "true", "--decision_threshold_rule", "target_fpr=0.25",
+    )
+    assert load_script("train").main(argv) == 0
+    report = json.loads((tmp_path / "model" / "calibration.json").read_text())
+    rates = report["false_positive_rate_by_group"]
+    assert set(rates) == {"none", *camera.KINDS}  # a copy of every validation image per kind, beside the plain one
+    assert all(rate <= 0.25 + 1e-9 for rate in rates.values())
+    assert 0.0 < report["decision_threshold"] < 1.0

@@ -59,5 +59,6 @@ class TinyModelTester:
             "--self_fake_learned_steps", "5", "--self_fake_learned_images", "16",  # the demo's learned decoders, cheap:
             "--self_fake_learned_archs", "nearest_conv", "--self_fake_learned_factors", "4",  # one, fitted in-process
             "--evaluate_stress", "false",  # tests/test_stress.py runs the stress test on its own
+            "--camera_prob", "0", "--camera_validation", "false",  # and the camera processing, so splits stay plain
             *extra,
         ]  # fmt: skip
