@@ -255,6 +255,11 @@ class RunArguments:
         metadata={"help": "End of training: write the checked ONNX fp32 and int8 models beside the weights (the "
                   "CPU fast path predict.py picks by itself; needs the `onnx` extra)."},
     )
+    export_int8: bool = field(
+        default=True,
+        metadata={"help": "With export_onnx: also the static int8 model, kept only where its verdicts match fp32's "
+                  "(false: fp32 ONNX only, the int8 step's time saved)."},
+    )
     class_weighting: str = field(
         default="balanced",
         metadata={"help": "Training loss weights per label: 'balanced' (each label weighs half, from the training "

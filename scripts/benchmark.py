@@ -4,6 +4,7 @@
     python scripts/benchmark.py loao --seeds 3               # each learned-decoder architecture left out
     python scripts/benchmark.py multicrop --model outputs/demo   # one crop vs several on 1024 px images
     python scripts/benchmark.py predict                      # predict.py backends vs pipeline()
+    python scripts/benchmark.py evaluate --model outputs/demo    # the test evaluation on torch vs the ONNX export
     python scripts/benchmark.py provenance                   # reading provenance: per file, and predict on vs off
     python scripts/benchmark.py memory --config configs/convnext_tiny_artifact.yaml
     python scripts/benchmark.py train --config configs/demo.yaml
@@ -31,6 +32,7 @@ SUBCOMMANDS = {
     "loao": "benchmarks.loao",
     "multicrop": "benchmarks.multicrop",
     "predict": "benchmarks.predict",
+    "evaluate": "benchmarks.evaluation",
     "provenance": "benchmarks.provenance",
     "memory": "benchmarks.memory",
     "train": "benchmarks.train",

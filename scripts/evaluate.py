@@ -59,7 +59,7 @@ with requires_extra("train", "scripts/evaluate.py"):
         parse_model_specs,
         run_comparison,
     )
-    from modeling.evaluation.evaluate import calibrate_folder, format_summary, run_evaluation
+    from modeling.evaluation.evaluate import SCORING_BACKENDS, calibrate_folder, format_summary, run_evaluation
     from modeling.run_folder import EVAL_DIR
 
 
@@ -85,6 +85,9 @@ def build_parser() -> argparse.ArgumentParser:
                                              "with several --model: ./comparison).")
     parser.add_argument("--batch_size", type=int, default=64)
     parser.add_argument("--num_workers", type=int, default=0, help="DataLoader worker processes.")
+    parser.add_argument("--backend", choices=SCORING_BACKENDS, default="auto",
+                        help="What scores the images: auto takes the folder's checked fp32 ONNX export on one CPU "
+                             "process (the same scores as torch within its check, faster), else torch.")
     parser.add_argument("--robustness", action="store_true", help="Also score JPEG/downscale/blur/WebP copies.")
     parser.add_argument("--stress", nargs="*", metavar="KIND", default=None,
                         help="The real-photo stress test: every image after camera and sharing processing (digital "
@@ -141,7 +144,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     specs = model_specs(parser, args)
     accelerator = Accelerator()
     common = dict(batch_size=args.batch_size, num_workers=args.num_workers, accelerator=accelerator)
-    origin = dict(ai_label=specs[0].ai_label, provenance=not args.no_provenance, trust_anchors=args.trust_anchors)
+    origin = dict(ai_label=specs[0].ai_label, provenance=not args.no_provenance, trust_anchors=args.trust_anchors,
+                  backend=args.backend)
     try:
         if len(specs) > 1:
             return compare(args, specs, common)

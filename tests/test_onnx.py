@@ -68,6 +68,45 @@ def test_stale_export_is_never_used(exported, tmp_path):
         Detector.from_pretrained(folder, backend="onnx")
 
 
+
+def test_evaluation_scores_with_the_checked_export(exported, tmp_path):
+    """evaluate.py's default backend is the checked fp32 export: its figures and verdicts equal torch's on the
+    same rows; a stale export is never used, and asking for ONNX without a usable one fails with the reason."""
+    from accelerate import Accelerator
+
+    from modeling.data.selection import resolve_eval_data
+    from modeling.evaluation.evaluate import load_model_folder, run_evaluation, scoring_runner
+
+    data = resolve_eval_data(exported, split="test")
+    runs = {b: run_evaluation(exported, data, tmp_path / b, batch_size=5, backend=b, provenance=False)
+            for b in ("auto", "torch")}
+    assert runs["auto"].metrics["scoring_backend"] == "onnx-fp32"
+    assert runs["torch"].metrics["scoring_backend"] == "torch-fp32"
+    auto, ref = runs["auto"].predictions, runs["torch"].predictions
+    assert list(auto["path"]) == list(ref["path"]) and len(auto) == len(data.frame)
+    assert np.abs(auto["score_ai"] - ref["score_ai"]).max() <= 1e-4
+    assert (auto["predicted"] == ref["predicted"]).all()
+    assert runs["auto"].metrics["all"]["roc_auc"] == pytest.approx(runs["torch"].metrics["all"]["roc_auc"], abs=1e-6)
+
+    stale = tmp_path / "stale"
+    shutil.copytree(exported, stale)
+    weights = load_file(stale / "model.safetensors")
+    name = next(k for k in weights if k.endswith("classifier.bias"))
+    save_file({**weights, name: weights[name] + 1.0}, stale / "model.safetensors", metadata={"format": "pt"})
+    model, _ = load_model_folder(stale)
+    assert scoring_runner(stale, model, Accelerator()).name == "torch-fp32"
+    with pytest.raises(ValueError, match="other weights"):
+        scoring_runner(stale, model, Accelerator(), backend="onnx")
+
+def test_evaluation_benchmark_compares_the_backends_on_the_same_rows(exported, capsys):
+    before = {p: p.stat().st_mtime_ns for p in exported.rglob("*")}
+    benchmark = load_script("benchmark")
+    assert benchmark.main(["evaluate", "--model", str(exported), "--batch_size", "4"]) == 0
+    out = capsys.readouterr().out
+    assert "same verdicts on 1.0000 of the images" in out and "onnx / torch time" in out
+    assert {p: p.stat().st_mtime_ns for p in exported.rglob("*")} == before  # the folder is only read
+
+
 def test_int8_static_quantization_checked_on_roc_auc(exported, tmp_path):
     folder = tmp_path / "model"
     shutil.copytree(exported, folder)

@@ -26,7 +26,7 @@ def tiny_argv(data: Path, out: Path, *extra: str) -> list[str]:
                                       "--logging_steps", "1", "--holdout_generators", "latent_decoder", *extra)
 
 
-ONNX = ("--export_onnx", "true")
+ONNX = ("--export_onnx", "true", "--export_int8", "true")  # the demo config makes no int8; this run checks it
 
 
 @pytest.fixture(scope="module")
@@ -112,6 +112,8 @@ def test_training_ships_the_checked_fast_path(tiny_run):
         assert "roc_auc_int8" in record["int8"]
     expected = "onnx-int8" if record["int8"]["passed"] else ("torch-bf16" if cpu_has_native_bf16() else "onnx-fp32")
     assert Detector.from_pretrained(out, num_workers=0).backend_name == expected
+    # the fp32 export comes before the test evaluation, which scores with it (one CPU process)
+    assert json.loads((out / "eval" / "metrics.json").read_text())["scoring_backend"] == "onnx-fp32"
 
 
 def test_a_users_data_folder_is_never_written(tmp_path):

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 import torch
@@ -23,6 +24,15 @@ logger = logging.getLogger(__name__)
 
 BF16_TOLERANCE = 0.02  # max |score difference| bf16 vs fp32 on the first batch before bf16 is dropped
 
+
+
+class Runner(Protocol):
+    """What scores a pixel batch: `name` says which backend ran."""
+
+    @property
+    def name(self) -> str: ...
+
+    def __call__(self, pixel_values: torch.Tensor) -> np.ndarray: ...
 
 
 class TorchRunner:
@@ -86,11 +96,13 @@ class OnnxRunner:
     call therefore runs on one core.
     """
 
-    def __init__(self, path: str | Path, precision: str, num_threads: int | None = None):
+    def __init__(self, path: str | Path, precision: str, num_threads: int | None = None,
+                 concurrent_runs: int | None = None):
+        """`concurrent_runs` 1 gives one session with every thread, for a caller that scores one batch at a time."""
         self.path = Path(path)
         self.precision = precision
         cores = num_threads or available_cores()
-        self.concurrent_runs = max(1, min(cores, MAX_CONCURRENT_RUNS))
+        self.concurrent_runs = max(1, min(cores, concurrent_runs or MAX_CONCURRENT_RUNS))
         self.session = onnx_session(path, max(1, cores // self.concurrent_runs))
         self.input_name = self.session.get_inputs()[0].name
 

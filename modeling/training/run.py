@@ -30,7 +30,7 @@ from modeling.data.index import DataError
 from modeling.data.manifest import load_manifest
 from modeling.data.selection import resolve_eval_data, run_check_images
 from modeling.evaluation.evaluate import run_evaluation
-from modeling.inference.onnx_export import CheckImages, ExportError, export
+from modeling.inference.onnx_export import CheckImages, ExportError, export, quantize_checked
 from modeling.labels import DEFAULT_THRESHOLD
 from modeling.metrics import ai_scores, detection_metrics, negative_log_likelihood, with_prefix
 from modeling.processing import build_image_processor
@@ -198,18 +198,24 @@ def evaluate_test(trainer: ReliableTrainer, config: RunConfig, run: RunFolder) -
     return out
 
 
-def export_fast_path(config: RunConfig, run: RunFolder) -> None:
-    """The checked ONNX fp32 + int8 beside the weights, so predict.py, the web demo and a Hub download get
-    the fast CPU backend with no extra step. A missing extra or a failed check costs the export, not the run."""
-    if not config.run.export_onnx:
+def export_fast_path(config: RunConfig, run: RunFolder, step: str) -> None:
+    """The checked ONNX exports beside the weights, so predict.py, the web demo and a Hub download get the fast
+    CPU backend with no extra step: `step` "fp32" before the test evaluation (which then scores with it), "int8"
+    after it. A missing extra or a failed check costs the export, not the run."""
+    if not config.run.export_onnx or (step == "int8" and not config.run.export_int8):
         return
     missing = [name for name in ONNX_MODULES if importlib.util.find_spec(name) is None]
     if missing:
-        logger.warning("no ONNX export (%s not installed): pip install '.[onnx]', then python scripts/export_onnx.py "
-                       "--model %s --quantize int8", ", ".join(missing), run.root)
+        if step == "fp32":
+            logger.warning("no ONNX export (%s not installed): pip install '.[onnx]', then python "
+                           "scripts/export_onnx.py --model %s --quantize int8", ", ".join(missing), run.root)
         return
     try:
-        export(run.root, CheckImages(*run_check_images(run.root, config.data.data_dir)), quantize="int8")
+        images = CheckImages(*run_check_images(run.root, config.data.data_dir))
+        if step == "fp32":
+            export(run.root, images)
+        elif run.usable_onnx("fp32") is None:
+            quantize_checked(run.root, images)
     except (DataError, ExportError, OSError) as err:
         logger.warning("ONNX export incomplete (%s); exports that passed their check are kept (onnx_export.json), and "
                        "the model folder is complete without them", err)
@@ -284,12 +290,14 @@ def train(config: RunConfig) -> dict[str, dict[str, Any]]:
                                                                 config.run.decision_threshold_rule)}
     trainer.save_state()
     (run / TRAINER_PICKLE).unlink(missing_ok=True)  # pickled; training_config.yaml replaces it
+    if trainer.is_world_process_zero():
+        export_fast_path(config, run, "fp32")  # the test evaluation scores with it on one CPU process
     metrics.update(evaluate_test(trainer, config, run))
     for split, values in metrics.items():
         if values:
             trainer.save_metrics(split, values)  # {split}_results.json and all_results.json, main process only
     if trainer.is_world_process_zero():
-        export_fast_path(config, run)
+        export_fast_path(config, run, "int8")
         publish(config, run, push)
         if not config.run.keep_checkpoints:
             for checkpoint in run.root.glob("checkpoint-*"):
