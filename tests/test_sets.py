@@ -22,7 +22,7 @@ from PIL import Image
 from tqdm.auto import tqdm
 
 from benchmarks import DEMO_CONFIG, baseline_cnn
-from benchmarks.sets import HELD_OUT, hard_real, learned, probe, sealed
+from benchmarks.sets import HELD_OUT, hard_real, hard_real2, learned, probe, sealed
 from benchmarks.sets import SETS as EVALUATION_SETS
 from benchmarks.sets.__main__ import build_parser
 from modeling.config import parse_config
@@ -31,9 +31,10 @@ from modeling.data.generated import GeneratedSet, _write_source, set_exists, wri
 from modeling.data.index import read_index
 from modeling.data.manifest import build_manifest
 
-# the learned set's autoencoders fitted for a few steps only: the same code, other weights, seconds not minutes
+# the learned sets' generators (learned, probe, hard_real2) fitted for a few steps only: the same code, other weights,
+# seconds not minutes
 SETS = {**EVALUATION_SETS, "learned": learned.learned_set(steps=2), "learned_probe": probe.probe_set(steps=2),
-        "demo": demo_set(DemoSpec())}
+        "hard_real2": hard_real2.hard_real2_set(steps=2), "demo": demo_set(DemoSpec())}
 PER_SOURCE = 3  # the least that leaves an image of every AI source in the baseline's test split
 SEED = 3
 Copy = tuple[GeneratedSet, Path, Any]  # a set, the root of its tiny copy, its prepared value
@@ -231,6 +232,46 @@ def test_hard_real_generators_keep_the_content_and_change_the_pixels() -> None:
             out = generate(img, np.random.default_rng(1))
             assert out.shape == img.shape, name
             assert 0.002 < np.abs(out - img).mean() < 0.08, name
+
+
+def test_hard_real2_meets_its_processed_reals_only_in_test(copy_of: Callable[[str], Copy]) -> None:
+    """As the first hard-real set: the processed reals are held out (test only); training sees the plain camera
+    and the three generators."""
+    spec, root, _ = copy_of("hard_real2")
+    held = HELD_OUT["hard_real2"]
+    assert set(held) == set(hard_real2.PIPELINES) and all(spec.targets[s] == 0 for s in held)
+    manifest = build_manifest(root, num_real=None, num_ai=None, holdout_sources=held, seed=0)
+    processed = manifest["source"].isin(held)
+    assert processed.any() and set(manifest.loc[processed, "split"]) == {"test"}
+    assert set(manifest.loc[~processed, "source"]) == {"camera", *hard_real2.GENERATOR_NAMES}
+
+
+def test_hard_real2_generators_keep_the_content_and_change_the_pixels() -> None:
+    """Fitted briefly (the trained weights take a minute): aligned content, a bounded change; no weights, no fake."""
+    with one_torch_thread():
+        states = hard_real2.fit_generators(steps=25)
+        img = hard_real2.photograph(np.random.default_rng(0), "facade", 64)
+        for name in hard_real2.GENERATOR_NAMES:
+            out = hard_real2.generate(img, np.random.default_rng(1), states, name)
+            assert out.shape == img.shape and np.isfinite(out).all(), name
+            assert 0.002 < np.abs(out - img).mean() < 0.1, name
+            assert np.corrcoef(out.ravel(), img.ravel())[0, 1] > 0.8, name  # the same picture
+        with pytest.raises(ValueError, match="fitted generators"):
+            hard_real2.generate(img, np.random.default_rng(1), None, "vq_decoder")
+
+
+@pytest.mark.parametrize("name", sorted(hard_real2.PIPELINES))
+def test_hard_real2_pipelines_process_a_capture(name: str) -> None:
+    """Each processing returns a display image of about the capture's size (a forwarded share is a little smaller, a
+    screenshot taller: the app's chrome) that differs from the plain capture of the same content."""
+    category = "poster" if name == "scanner_app" else "knitwear"
+    with one_torch_thread():
+        out = hard_real2.PIPELINES[name](np.random.default_rng(0), category, 96)
+        plain = hard_real2.photograph(np.random.default_rng(0), category, 96)
+    h, w = out.shape[:2]
+    assert out.shape[2] == 3 and 0.9 * 96 <= w <= 96 <= h / w * 96 and out.dtype == np.float32, name
+    assert out.min() >= 0 and out.max() <= 1, name
+    assert np.abs(out[:w, :w] - plain[:w, :w]).mean() > 0.005, name
 
 
 def test_the_baseline_writes_a_roc_auc_per_seed(copy_of: Callable[[str], Copy], tmp_path: Path) -> None:
