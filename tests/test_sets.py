@@ -211,18 +211,22 @@ def test_learned_fakes_are_the_fitted_autoencoders_reconstructions(copy_of: Call
             learned._reconstruct(img, np.random.default_rng(1), None, "skip_decoder")
 
 
-def test_hard_real_meets_its_processed_reals_only_in_test(copy_of: Callable[[str], Copy]) -> None:
+@pytest.mark.parametrize(("name", "module", "generators"), [("hard_real", hard_real, tuple(hard_real.GENERATORS)),
+                                                       ("hard_real2", hard_real2, hard_real2.GENERATOR_NAMES)])
+def test_hard_real_sets_meet_their_processed_reals_only_in_test(
+    copy_of: Callable[[str], Copy], name: str, module: Any, generators: tuple[str, ...]
+) -> None:
     """The demo benchmark holds the processing pipelines out (benchmarks/demo.py's prepare step passes HELD_OUT as
     --holdout_generators); the manifest then puts them in test only, and trains on the camera and the generators."""
-    spec, root, _ = copy_of("hard_real")
-    held = HELD_OUT["hard_real"]
-    assert set(held) == set(hard_real.PIPELINES) and all(spec.targets[s] == 0 for s in held)
+    spec, root, _ = copy_of(name)
+    held = HELD_OUT[name]
+    assert set(held) == set(module.PIPELINES) and all(spec.targets[s] == 0 for s in held)
     config = parse_config(["--config", str(DEMO_CONFIG), "--holdout_generators", *held])
     assert config.data.holdout_generators == list(held)
     manifest = build_manifest(root, num_real=None, num_ai=None, holdout_sources=held, seed=0)
     processed = manifest["source"].isin(held)
     assert processed.any() and set(manifest.loc[processed, "split"]) == {"test"}
-    assert set(manifest.loc[~processed, "source"]) == {"camera", *hard_real.GENERATORS}
+    assert set(manifest.loc[~processed, "source"]) == {"camera", *generators}
 
 
 def test_hard_real_generators_keep_the_content_and_change_the_pixels() -> None:
@@ -232,18 +236,6 @@ def test_hard_real_generators_keep_the_content_and_change_the_pixels() -> None:
             out = generate(img, np.random.default_rng(1))
             assert out.shape == img.shape, name
             assert 0.002 < np.abs(out - img).mean() < 0.08, name
-
-
-def test_hard_real2_meets_its_processed_reals_only_in_test(copy_of: Callable[[str], Copy]) -> None:
-    """As the first hard-real set: the processed reals are held out (test only); training sees the plain camera
-    and the three generators."""
-    spec, root, _ = copy_of("hard_real2")
-    held = HELD_OUT["hard_real2"]
-    assert set(held) == set(hard_real2.PIPELINES) and all(spec.targets[s] == 0 for s in held)
-    manifest = build_manifest(root, num_real=None, num_ai=None, holdout_sources=held, seed=0)
-    processed = manifest["source"].isin(held)
-    assert processed.any() and set(manifest.loc[processed, "split"]) == {"test"}
-    assert set(manifest.loc[~processed, "source"]) == {"camera", *hard_real2.GENERATOR_NAMES}
 
 
 def test_hard_real2_generators_keep_the_content_and_change_the_pixels() -> None:
