@@ -250,6 +250,11 @@ class RunArguments:
                   "of every test image: the same false-positive rates at less cost (scripts/evaluate.py --stress "
                   "scores all)."},
     )
+    stress_ai_ratio: float = field(
+        default=1.0,
+        metadata={"help": "With stress_balanced: ai images per real one in that stress test (its detection rates are "
+                  "a sample; its false-positive rates keep every real image)."},
+    )
     export_onnx: bool = field(
         default=True,
         metadata={"help": "End of training: write the checked ONNX fp32 and int8 models beside the weights (the "
@@ -274,6 +279,8 @@ class RunArguments:
     def __post_init__(self) -> None:
         if self.class_weighting not in CLASS_WEIGHTINGS:
             raise ConfigError(f"class_weighting must be one of {CLASS_WEIGHTINGS}, got {self.class_weighting!r}")
+        if not self.stress_ai_ratio > 0:
+            raise ConfigError(f"stress_ai_ratio must be > 0 (ai images per real one), got {self.stress_ai_ratio}")
 
 
 CONFIG_CLASSES = (ModelArguments, DataArguments, AugmentArguments, RunArguments, TrainingArguments)

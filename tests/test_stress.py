@@ -167,6 +167,24 @@ def test_the_balanced_stress_test_keeps_every_real_and_as_many_ai(tiny_trained_m
     assert np.array_equal(stress.balanced_rows(data.frame), stress.balanced_rows(data.frame))  # a fixed draw
 
 
+def test_the_stress_tests_ai_share_is_a_seeded_sample_beside_every_real() -> None:
+    frame = pd.DataFrame({"label": [0] * 40 + [AI_LABEL_ID] * 100})
+    rows = stress.balanced_rows(frame, ai_ratio=0.25)
+    labels = frame["label"].to_numpy()[rows]
+    assert (labels != AI_LABEL_ID).sum() == 40 and (labels == AI_LABEL_ID).sum() == 10
+    assert np.array_equal(rows, stress.balanced_rows(frame, ai_ratio=0.25))
+    assert (frame["label"].to_numpy()[stress.balanced_rows(frame)] == AI_LABEL_ID).sum() == 40  # as many by default
+    with pytest.raises(ValueError, match="> 0"):
+        stress.balanced_rows(frame, ai_ratio=0)
+
+
+def test_a_bad_stress_ai_ratio_fails_when_the_config_is_read() -> None:
+    from modeling.config import ConfigError, parse_config
+
+    with pytest.raises(ConfigError, match="stress_ai_ratio"):
+        parse_config(["--config", "configs/demo.yaml", "--stress_ai_ratio", "0"])
+
+
 def test_processing_alone_without_self_fakes_is_a_training_transform() -> None:
     """camera_prob without self-fakes: the chain still hands the processing its generator."""
     from modeling.training.builders import sample_transform

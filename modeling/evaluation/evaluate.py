@@ -238,6 +238,7 @@ def run_evaluation(
     robustness: bool = False,
     stress: bool | Sequence[str] = False,
     stress_balanced: bool = False,
+    stress_ai_ratio: float = 1.0,
     accelerator: Accelerator | None = None,
     ai_label: str | int | None = None, provenance: bool = True, trust_anchors: str | Path | None = None,
     backend: str = "auto",
@@ -246,7 +247,8 @@ def run_evaluation(
 
     robustness: the degradation sweep; stress: the real-photo stress test (True: every processing kind, or the
     names of some of `modeling.augment.camera.KINDS`), on every image or, `stress_balanced`, on every real one
-    and as many ai ones (`modeling.evaluation.stress.balanced_rows`); backend: see `scoring_runner`."""
+    and `stress_ai_ratio` times as many ai ones (`modeling.evaluation.stress.balanced_rows`); backend: see
+    `scoring_runner`."""
     accelerator = accelerator or Accelerator()
     model, processor = load_model_folder(model_dir)
     threshold, temperature, bias, ai_id = read_head(model.config, ai_label)
@@ -267,7 +269,8 @@ def run_evaluation(
                "num_processes": accelerator.num_processes, "scoring_backend": runner.name,
                **section_figures(predictions, threshold, len(data.frame))}
     result = EvalResult(metrics, predictions, per_source_table(predictions), None, Path(output_dir))
-    stress_part = data.subset(stress_test.balanced_rows(data.frame), "every real and as many ai images") \
+    stress_part = data.subset(stress_test.balanced_rows(data.frame, ai_ratio=stress_ai_ratio),
+                              f"every real image and {stress_ai_ratio:g} ai per real") \
         if stress and stress_balanced else None
     run_sweeps(result, score, threshold, robustness, stress, stress_part)
     add_provenance(result, data.root, provenance, trust_anchors)

@@ -69,13 +69,17 @@ def stress_table(predictions: pd.DataFrame, threshold: float) -> tuple[pd.DataFr
     return pd.DataFrame(rows, columns=list(COLUMNS)), point
 
 
-def balanced_rows(frame: pd.DataFrame, seed: int = STRESS_SEED) -> np.ndarray:
-    """Row positions of every real image and as many ai ones (a seeded draw, or all when there are fewer): the
-    stress test's false-positive rates keep every real, its detection rates a fair sample, at less cost."""
+def balanced_rows(frame: pd.DataFrame, seed: int = STRESS_SEED, ai_ratio: float = 1.0) -> np.ndarray:
+    """Row positions of every real image and `ai_ratio` times as many ai ones (a seeded draw, or all when there
+    are fewer): the stress test's false-positive rates keep every real, its detection rates a fair sample, at
+    less cost."""
+    if ai_ratio <= 0:
+        raise ValueError(f"the stress test's ai images per real one must be > 0, got {ai_ratio}")
     real = np.flatnonzero(frame["label"].to_numpy() != AI_LABEL_ID)
     ai = np.flatnonzero(frame["label"].to_numpy() == AI_LABEL_ID)
-    if len(ai) > len(real):
-        ai = np.sort(np.random.default_rng(seed).choice(ai, size=len(real), replace=False))
+    wanted = max(1, round(ai_ratio * len(real)))
+    if len(ai) > wanted:
+        ai = np.sort(np.random.default_rng(seed).choice(ai, size=wanted, replace=False))
     return np.sort(np.concatenate([real, ai]))
 
 

@@ -159,7 +159,7 @@ def calibrate(trainer: ReliableTrainer, dataset: Any, run: RunFolder, rule: str)
     if dataset is None or len(dataset) == 0:
         logger.warning("no validation split: the model is saved uncalibrated with threshold %.1f", DEFAULT_THRESHOLD)
         return {}
-    output = trainer.predict(dataset, metric_key_prefix="calibration")
+    output = trainer.predict_after_training(dataset, metric_key_prefix="calibration")
     logits = output.predictions[0] if isinstance(output.predictions, tuple) else output.predictions
     labels = output.label_ids
     groups = dataset.data.column("process").to_pylist() if "process" in dataset.column_names else None
@@ -190,6 +190,7 @@ def evaluate_test(trainer: ReliableTrainer, config: RunConfig, run: RunFolder) -
     result = run_evaluation(run.root, data, run.eval_dir, batch_size=args.per_device_eval_batch_size,
                             num_workers=args.dataloader_num_workers, robustness=config.run.evaluate_robustness,
                             stress=config.run.evaluate_stress, stress_balanced=config.run.stress_balanced,
+                            stress_ai_ratio=config.run.stress_ai_ratio,
                             accelerator=trainer.accelerator)
     sections = result.metrics
     out = {"test": with_prefix("test", sections.get("seen") or sections["all"])}
