@@ -137,7 +137,7 @@ class ReliableTrainer(Trainer):
 
     def predict_after_training(self, dataset: Any, metric_key_prefix: str = "test") -> Any:
         """`predict` for after the last step: on CPU in oneDNN's channels-last layout (the same logits to float
-        rounding; the demo's 1080-image calibration pass took 28-30 s instead of ~32 s), and the weights back in
+        rounding, a little faster: docs/results.md), and the weights back in
         the standard layout afterwards, which safetensors needs. The evaluations during training keep the layout
         that training uses, so the checkpoint choice sees exactly the scores it always did."""
         cpu = self.args.device.type == "cpu"
