@@ -74,22 +74,3 @@ def test_same_seed_same_augmentation_stream(demo_root: Path, tmp_path: Path) -> 
         assert torch.equal(a["pixel_values"], b["pixel_values"]) and torch.equal(a["labels"], b["labels"])
     assert not torch.equal(first[0]["pixel_values"], other[0]["pixel_values"])
 
-
-def test_prediction_after_training_gives_the_same_logits_and_leaves_the_weights_saveable(
-        demo_root: Path, tmp_path: Path) -> None:
-    """Calibration predicts in channels-last on CPU: the scores the threshold is chosen on must be those of the
-    standard layout, and the weights must be back in it (safetensors refuses strided tensors) for the save after."""
-    config = config_for(demo_root, tmp_path / "run", 5)
-    splits = build_datasets(config, prepare_manifest(config, tmp_path / "run"), build_image_processor("crop", 32))
-    args = TrainingArguments(output_dir=str(tmp_path / "run"), per_device_eval_batch_size=4,
-                             remove_unused_columns=False, report_to="none", use_cpu=True)
-    trainer = ReliableTrainer(model=TinyModelTester.model(image_size=32), args=args,
-                              data_collator=collate_counting_skips)
-    plain = trainer.predict(splits["validation"]).predictions
-    fast = trainer.predict_after_training(splits["validation"]).predictions
-    assert plain.shape == fast.shape and len(plain) == len(splits["validation"])
-    assert torch.allclose(torch.as_tensor(plain), torch.as_tensor(fast), atol=1e-5)
-    assert all(p.is_contiguous() for p in trainer.model.parameters())
-    assert not trainer._channels_last  # later evaluations get their batches as they come
-    trainer.save_model(str(tmp_path / "saved"))
-    assert (tmp_path / "saved" / "model.safetensors").is_file()

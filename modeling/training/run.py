@@ -159,7 +159,7 @@ def calibrate(trainer: ReliableTrainer, dataset: Any, run: RunFolder, rule: str)
     if dataset is None or len(dataset) == 0:
         logger.warning("no validation split: the model is saved uncalibrated with threshold %.1f", DEFAULT_THRESHOLD)
         return {}
-    output = trainer.predict_after_training(dataset, metric_key_prefix="calibration")
+    output = trainer.predict(dataset, metric_key_prefix="calibration")
     logits = output.predictions[0] if isinstance(output.predictions, tuple) else output.predictions
     labels = output.label_ids
     groups = dataset.data.column("process").to_pylist() if "process" in dataset.column_names else None

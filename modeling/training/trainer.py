@@ -114,7 +114,6 @@ class ReliableTrainer(Trainer):
         self.skipped_images = 0
         self._eval_skipped = 0
         self._eval_prefix: str | None = None
-        self._channels_last = False
 
     def get_train_dataloader(self) -> DataLoader:
         return shield_workers_from_sigterm(super().get_train_dataloader())
@@ -131,25 +130,7 @@ class ReliableTrainer(Trainer):
 
     def prediction_step(self, model, inputs, prediction_loss_only, ignore_keys=None):
         self._eval_skipped += int(inputs.pop(SKIPPED_KEY, 0))
-        if self._channels_last:
-            inputs["pixel_values"] = inputs["pixel_values"].contiguous(memory_format=torch.channels_last)
         return super().prediction_step(model, inputs, prediction_loss_only, ignore_keys=ignore_keys)
-
-    def predict_after_training(self, dataset: Any, metric_key_prefix: str = "test") -> Any:
-        """`predict` for after the last step: on CPU in oneDNN's channels-last layout (the same logits to float
-        rounding, a little faster: docs/results.md), and the weights back in
-        the standard layout afterwards, which safetensors needs. The evaluations during training keep the layout
-        that training uses, so the checkpoint choice sees exactly the scores it always did."""
-        cpu = self.args.device.type == "cpu"
-        self._channels_last = cpu
-        if cpu:
-            self.model.to(memory_format=torch.channels_last)
-        try:
-            return self.predict(dataset, metric_key_prefix=metric_key_prefix)
-        finally:
-            self._channels_last = False
-            if cpu:
-                self.model.to(memory_format=torch.contiguous_format)
 
     def evaluate(self, eval_dataset=None, ignore_keys=None, metric_key_prefix: str = "eval"):
         self._eval_skipped, self._eval_prefix = 0, metric_key_prefix
