@@ -270,6 +270,12 @@ class RunArguments:
         metadata={"help": "Training loss weights per label: 'balanced' (each label weighs half, from the training "
                   "split's counts after self-made fakes) or 'none' (every image the same)."},
     )
+    source_loss_weight: float = field(
+        default=0.0,
+        metadata={"help": "Weight of training's auxiliary source loss: a throw-away head names each training image's "
+                  "source (real, each ai folder, self-fakes), so features for every generator are rewarded from the "
+                  "first step; 0: off. One process only. Not saved with the model."},
+    )
     decision_threshold_rule: str = field(
         default=DEFAULT_THRESHOLD_RULE,
         metadata={"help": "How the decision threshold on P(ai) is chosen on validation: 'max_accuracy', or "
@@ -279,6 +285,8 @@ class RunArguments:
     def __post_init__(self) -> None:
         if self.class_weighting not in CLASS_WEIGHTINGS:
             raise ConfigError(f"class_weighting must be one of {CLASS_WEIGHTINGS}, got {self.class_weighting!r}")
+        if self.source_loss_weight < 0:
+            raise ConfigError(f"source_loss_weight must be >= 0 (0: off), got {self.source_loss_weight}")
         if not self.stress_ai_ratio > 0:
             raise ConfigError(f"stress_ai_ratio must be > 0 (ai images per real one), got {self.stress_ai_ratio}")
 

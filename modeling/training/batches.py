@@ -16,6 +16,7 @@ from transformers.image_processing_utils import BaseImageProcessor
 
 from modeling.augment.camera import KeyedProcessing
 from modeling.images import ImageLoadError, load_image
+from modeling.training.source_loss import SOURCE_KEY, SourceLabeller
 
 logger = logging.getLogger(__name__)
 
@@ -28,7 +29,9 @@ class BatchTransform:
     runs first on the decoded image and may change the label (training's self-made fakes). With
     `processor_geometry=False` the transforms have already cropped (training's random crop) and the
     processor only rescales and normalises; otherwise a smaller training crop would be zero-padded
-    back to the processor's size. A row whose `process` column names a camera processing kind is processed
+    back to the processor's size. With a `source_labeller` (training's auxiliary source loss) each row's source
+    class comes out beside its label, from the row's `source` and its label before and after the sample
+    transform. A row whose `process` column names a camera processing kind is processed
     that way first, its draw keyed by the image and `process_seed` (the validation split's processed copies).
     """
 
@@ -39,8 +42,10 @@ class BatchTransform:
         processor_geometry: bool = True,
         sample_transform: Callable[[Image.Image, int], tuple[Any, int]] | None = None,
         process_seed: int = 0,
+        source_labeller: SourceLabeller | None = None,
     ):
         self.processor = processor
+        self.source_labeller = source_labeller
         self.process_seed = process_seed
         self.train_transforms = train_transforms
         self.processor_kwargs = {} if processor_geometry else {"do_resize": False, "do_center_crop": False}
@@ -49,6 +54,7 @@ class BatchTransform:
     def __call__(self, batch: dict[str, list[Any]]) -> dict[str, list[Any]]:
         pixel_values: list[torch.Tensor | None] = []
         labels = list(batch["label"]) if "label" in batch else None
+        sources: list[int | None] = [None] * len(batch["image"])
         kinds = batch.get("process") or [""] * len(batch["image"])
         for i, record in enumerate(batch["image"]):
             try:
@@ -59,8 +65,11 @@ class BatchTransform:
                 continue
             if kinds[i]:
                 image = KeyedProcessing(kinds[i], self.process_seed)(image)
+            label_before = int(labels[i]) if labels is not None else None
             if self.sample_transform is not None and labels is not None:
                 image, labels[i] = self.sample_transform(image, int(labels[i]))
+            if self.source_labeller is not None and labels is not None:
+                sources[i] = self.source_labeller(batch["source"][i], label_before, int(labels[i]))
             if self.train_transforms is not None:
                 image = self.train_transforms(image)
             processed = self.processor(image, return_tensors="pt", **self.processor_kwargs)
@@ -68,6 +77,8 @@ class BatchTransform:
         out: dict[str, list[Any]] = {"pixel_values": pixel_values}
         if labels is not None:
             out["labels"] = labels
+        if self.source_labeller is not None and labels is not None:
+            out[SOURCE_KEY] = sources
         return out
 
 
@@ -80,6 +91,7 @@ def collate_fn(examples: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
     if not good:
         raise ImageLoadError(f"every image in a batch of {len(examples)} failed to decode")
     batch = {"pixel_values": torch.stack([ex["pixel_values"] for ex in good])}
-    if "labels" in good[0]:
-        batch["labels"] = torch.tensor([ex["labels"] for ex in good], dtype=torch.long)
+    for key in ("labels", SOURCE_KEY):
+        if key in good[0]:
+            batch[key] = torch.tensor([ex[key] for ex in good], dtype=torch.long)
     return batch

@@ -36,6 +36,7 @@ from modeling.training.builders import (
     sample_transform,
     train_transforms,
 )
+from modeling.training.source_loss import SourceHead, SourceLabeller, source_class_counts, source_classes
 from modeling.training.trainer import balanced_weights
 
 logger = logging.getLogger(__name__)
@@ -109,8 +110,10 @@ def build_datasets(config: RunConfig, manifest: pd.DataFrame, processor: Any) ->
     resize = config.model.image_size if config.model.processor == "resize" else None
     learned = learned_decoders(config, manifest, Path(config.training.output_dir))
     self_fakes = build_self_fakes(config.augment, *train_label_counts(manifest), learned)
+    labeller = SourceLabeller(source_classes(manifest)) if config.run.source_loss_weight > 0 else None
     train_tf = BatchTransform(processor, train_transforms(config.augment, crop, resize), processor_geometry=False,
-                              sample_transform=sample_transform(self_fakes, build_camera_processing(config.augment)))
+                              sample_transform=sample_transform(self_fakes, build_camera_processing(config.augment)),
+                              source_labeller=labeller)
     eval_tf = BatchTransform(processor, process_seed=VALIDATION_PROCESS_SEED)
     if config.augment.camera_validation and "validation" in splits:
         kinds = camera_kinds(config.augment)
@@ -168,6 +171,20 @@ def train_label_counts(manifest: pd.DataFrame) -> tuple[int, int]:
     """(real, ai) images in the training split."""
     labels = manifest.loc[manifest["split"] == "train", "label"]
     return int((labels == 0).sum()), int((labels == 1).sum())
+
+
+def build_source_head(config: RunConfig, manifest: pd.DataFrame, hidden_size: int) -> SourceHead | None:
+    """The auxiliary source head for `source_loss_weight` > 0 (one process only), its classes balanced."""
+    weight = config.run.source_loss_weight
+    if weight <= 0:
+        return None
+    if config.training.world_size > 1:
+        raise ConfigError("source_loss_weight > 0 runs in one process only (its head is not synchronised across "
+                          "processes); set source_loss_weight: 0 for a multi-GPU run")
+    classes = source_classes(manifest)
+    counts = source_class_counts(manifest, classes, config.augment.self_fake_prob)
+    logger.info("source loss: %d classes %s, weight %g", len(counts), sorted(classes, key=classes.get), weight)
+    return SourceHead(hidden_size, list(balanced_weights(tuple(counts))), weight)
 
 
 def training_label_weights(config: RunConfig, manifest: pd.DataFrame) -> tuple[float, float] | None:

@@ -39,7 +39,13 @@ from modeling.release.model_card import write_model_card
 from modeling.run_folder import CALIBRATION, MANIFEST, RUN_INFO, TRAINER_PICKLE, TRAINING_CONFIG, RunFolder
 from modeling.training.builders import build_model
 from modeling.training.callbacks import StopOnSignal, TrainingInterrupted, last_complete_checkpoint
-from modeling.training.data import build_datasets, ensure_demo_data, prepare_manifest, training_label_weights
+from modeling.training.data import (
+    build_datasets,
+    build_source_head,
+    ensure_demo_data,
+    prepare_manifest,
+    training_label_weights,
+)
 from modeling.training.trainer import DetectionMetrics, ReliableTrainer, WeightedCrossEntropy, collate_counting_skips
 
 logger = logging.getLogger(__name__)
@@ -243,8 +249,9 @@ def publish(config: RunConfig, run: RunFolder, push: bool) -> None:
 
 
 def build_trainer(config: RunConfig, splits: Any, processor: Any, stopper: StopOnSignal,
-                  label_weights: tuple[float, float] | None = None) -> ReliableTrainer:
+                  label_weights: tuple[float, float] | None = None, manifest: Any = None) -> ReliableTrainer:
     model = build_model(config.model)
+    source_head = build_source_head(config, manifest, model.config.hidden_sizes[-1]) if manifest is not None else None
     logger.info("model: %.2fM parameters", sum(p.numel() for p in model.parameters()) / 1e6)
     return ReliableTrainer(  # logs `skipped_images` (unreadable files dropped from batches)
         model=model,
@@ -256,6 +263,7 @@ def build_trainer(config: RunConfig, splits: Any, processor: Any, stopper: StopO
         compute_metrics=DetectionMetrics(),
         compute_loss_func=WeightedCrossEntropy(label_weights) if label_weights else None,
         callbacks=[stopper],
+        source_head=source_head,
     )
 
 
@@ -281,7 +289,7 @@ def train(config: RunConfig) -> dict[str, dict[str, Any]]:
     )
     splits = build_datasets(config, manifest, processor)
     stopper = StopOnSignal()  # SIGTERM: checkpoint, then TrainingInterrupted
-    trainer = build_trainer(config, splits, processor, stopper, training_label_weights(config, manifest))
+    trainer = build_trainer(config, splits, processor, stopper, training_label_weights(config, manifest), manifest)
     result = trainer.train(resume_from_checkpoint=find_resume_checkpoint(args, run.root))
     if stopper.stopped_at is not None:  # not a finished run: keep checkpoints, skip final save/eval
         raise TrainingInterrupted(stopper.stopped_at, str(run / f"checkpoint-{stopper.stopped_at}"))

@@ -24,6 +24,7 @@ from transformers import EvalPrediction, Trainer
 
 from modeling.metrics import ai_scores
 from modeling.training.batches import collate_fn
+from modeling.training.source_loss import SOURCE_KEY, SourceHead
 
 logger = logging.getLogger(__name__)
 
@@ -64,9 +65,10 @@ class WeightedCrossEntropy:
 
 
 def balanced_weights(counts: tuple[float, ...]) -> tuple[float, ...]:
-    """Per-label weights total / (labels x count): each label's images together weigh the same."""
-    total = sum(counts)
-    return tuple(total / (len(counts) * c) if c > 0 else 0.0 for c in counts)
+    """Per-label weights total / (labels present x count), 0 for an absent label: each label's images together
+    weigh the same."""
+    total, present = sum(counts), sum(1 for c in counts if c > 0)
+    return tuple(total / (present * c) if c > 0 else 0.0 for c in counts)
 
 
 def collate_counting_skips(examples: list[dict[str, Any]]) -> dict[str, Any]:
@@ -109,11 +111,39 @@ class ReliableTrainer(Trainer):
     per process (a multi-GPU run logs rank 0's), since the start of this process.
     """
 
-    def __init__(self, *args: Any, **kwargs: Any):
+    def __init__(self, *args: Any, source_head: SourceHead | None = None, **kwargs: Any):
         super().__init__(*args, **kwargs)
         self.skipped_images = 0
         self._eval_skipped = 0
         self._eval_prefix: str | None = None
+        self.source_head = source_head
+        self._pooled: torch.Tensor | None = None
+        if source_head is not None:  # the pooled features reach the source head through a hook on the backbone
+            source_head.to(self.args.device)
+            self.model.convnext.register_forward_hook(self._keep_pooled)
+
+    def _keep_pooled(self, module: Any, args: Any, output: Any) -> None:
+        self._pooled = output.pooler_output
+
+    def create_optimizer(self):
+        optimizer = super().create_optimizer()
+        if self.source_head is not None and not any(
+            p is q for group in optimizer.param_groups for p in group["params"] for q in self.source_head.parameters()
+        ):
+            optimizer.add_param_group({"params": list(self.source_head.parameters()),
+                                       "weight_decay": self.args.weight_decay})
+        return optimizer
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        """The configured loss, plus the source head's when the batch carries source classes (training)."""
+        sources = inputs.pop(SOURCE_KEY, None)
+        result = super().compute_loss(model, inputs, return_outputs=return_outputs,
+                                      num_items_in_batch=num_items_in_batch)
+        if self.source_head is None or sources is None:
+            return result
+        loss, outputs = result if return_outputs else (result, None)
+        loss = loss + self.source_head.loss(self._pooled, sources, num_items_in_batch)
+        return (loss, outputs) if return_outputs else loss
 
     def get_train_dataloader(self) -> DataLoader:
         return shield_workers_from_sigterm(super().get_train_dataloader())
@@ -130,6 +160,7 @@ class ReliableTrainer(Trainer):
 
     def prediction_step(self, model, inputs, prediction_loss_only, ignore_keys=None):
         self._eval_skipped += int(inputs.pop(SKIPPED_KEY, 0))
+        inputs.pop(SOURCE_KEY, None)
         return super().prediction_step(model, inputs, prediction_loss_only, ignore_keys=ignore_keys)
 
     def evaluate(self, eval_dataset=None, ignore_keys=None, metric_key_prefix: str = "eval"):
