@@ -16,7 +16,6 @@ from modeling.data.selection import run_check_images
 from modeling.inference import onnx_export
 from modeling.inference.predictor import Detector, ModelLoadError
 from modeling.run_folder import ONNX_RECORD, RunFolder
-from modeling.system import cpu_has_native_bf16
 
 
 @pytest.fixture(scope="module")
@@ -49,9 +48,10 @@ def test_fp32_export_matches_torch(exported, tiny_trained_model):
     assert gap.max() <= 1e-3
 
 
-def test_auto_prefers_checked_onnx(exported):
-    expected = "torch-bf16" if cpu_has_native_bf16() else "onnx-fp32"
-    assert Detector.from_pretrained(exported).backend_name == expected
+def test_auto_prefers_checked_onnx_even_over_native_bf16(exported, monkeypatch):
+    assert Detector.from_pretrained(exported).backend_name == "onnx-fp32"
+    monkeypatch.setattr("modeling.inference.predictor.cpu_has_native_bf16", lambda: True)
+    assert Detector.from_pretrained(exported).backend_name == "onnx-fp32"  # bf16 turns verdicts: only on request
 
 
 def test_stale_export_is_never_used(exported, tmp_path):

@@ -21,7 +21,6 @@ from modeling.inference.predictor import Detector, ModelLoadError, PredictionRow
 from modeling.inference.runners import BF16_TOLERANCE
 from modeling.metrics import ai_scores
 from modeling.processing import build_image_processor
-from modeling.system import cpu_has_native_bf16
 
 CROP = 64
 
@@ -234,9 +233,10 @@ def test_threshold_from_config_and_override(tiny_trained_model):
         Detector.from_pretrained(tiny_trained_model, threshold=1.5)
 
 
-def test_auto_backend_without_onnx_is_torch(tiny_model):
-    detector = Detector.from_pretrained(tiny_model)
-    assert detector.backend_name == ("torch-bf16" if cpu_has_native_bf16() else "torch-fp32")
+def test_auto_backend_without_onnx_is_torch_fp32(tiny_model, monkeypatch):
+    monkeypatch.setattr("modeling.inference.predictor.cpu_has_native_bf16", lambda: True)
+    assert Detector.from_pretrained(tiny_model).backend_name == "torch-fp32"  # native bf16 or not
+    assert Detector.from_pretrained(tiny_model, backend="torch").backend_name == "torch-fp32"
     with pytest.raises(ModelLoadError, match="export_onnx"):
         Detector.from_pretrained(tiny_model, backend="onnx")
 

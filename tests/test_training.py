@@ -102,7 +102,6 @@ def test_misspelt_key_fails_clearly(tmp_path, caplog):
 def test_training_ships_the_checked_fast_path(tiny_run):
     """The end of training writes ONNX fp32 and int8 with passing checks; prediction picks int8 by itself."""
     from modeling.inference.predictor import Detector
-    from modeling.system import cpu_has_native_bf16
 
     _, out = tiny_run
     record = json.loads((out / "onnx_export.json").read_text())
@@ -110,7 +109,7 @@ def test_training_ships_the_checked_fast_path(tiny_run):
     assert record["int8"]["passed"] == (out / "model_int8.onnx").is_file()
     if record["int8"]["passed"]:  # a two-step model can fail the int8 check honestly; then fp32 is the path
         assert "roc_auc_int8" in record["int8"]
-    expected = "onnx-int8" if record["int8"]["passed"] else ("torch-bf16" if cpu_has_native_bf16() else "onnx-fp32")
+    expected = "onnx-int8" if record["int8"]["passed"] else "onnx-fp32"
     assert Detector.from_pretrained(out, num_workers=0).backend_name == expected
     # the fp32 export comes before the test evaluation, which scores with it (one CPU process)
     assert json.loads((out / "eval" / "metrics.json").read_text())["scoring_backend"] == "onnx-fp32"

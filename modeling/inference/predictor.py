@@ -16,8 +16,8 @@ or inferred from the label names (`modeling.labels.label_map`), `score_ai` is P(
 row's `label` is "ai" or "real" whatever the model calls them.
 
 Backends (`modeling.inference.runners`; `Detector.backend_name` says which one runs) are picked
-fastest first: a checked int8 ONNX export, torch bf16 on CPUs with native bf16, a checked fp32
-ONNX export, then torch fp32. An export is used only while its record matches the weights.
+fastest first among those that keep fp32's verdicts: a checked int8 ONNX export, a checked fp32 ONNX export,
+then torch fp32; torch bf16 only when asked for. An export is used only while its record matches the weights.
 """
 
 from __future__ import annotations
@@ -120,7 +120,9 @@ def _onnx_choice(model_dir: Path, kind: str) -> tuple[Path, str] | str:
 
 
 def _pick_backend(model_dir: Path, backend: str, precision: str, device: str) -> tuple[str, str, Path | None]:
-    """(backend, precision, onnx file), fastest first: int8 ONNX > native bf16 > fp32 ONNX > torch fp32.
+    """(backend, precision, onnx file), fastest first among the verdict-safe ones: checked int8 ONNX > checked fp32
+    ONNX > torch fp32. bf16 only when asked for: its scores move by up to ~0.02 and turn verdicts near the threshold
+    (0.6% of a demo test set on a native-bf16 CPU, docs/results.md, "Calibration and verdicts").
 
     That is the measured speed order on CPUs (docs/results.md, "Prediction speed"); GPUs use torch.
     """
@@ -128,16 +130,12 @@ def _pick_backend(model_dir: Path, backend: str, precision: str, device: str) ->
         raise ValueError(f"backend must be one of {BACKENDS} and precision one of {PRECISIONS}")
     if (backend, precision) in (("torch", "int8"), ("onnx", "bf16")):
         raise ValueError(f"{backend} does not offer {precision}: torch has fp32/bf16, onnx fp32/int8")
-    native_bf16 = device == "cpu" and cpu_has_native_bf16()
     if backend == "torch" or (backend == "auto" and (device != "cpu" or precision == "bf16")):
-        bf16 = precision == "bf16" or (precision == "auto" and native_bf16)
-        if precision == "bf16" and device == "cpu" and not native_bf16:
+        if precision == "bf16" and device == "cpu" and not cpu_has_native_bf16():
             logger.warning("this CPU has no native bf16 (avx512_bf16/amx): bf16 is emulated and slower than fp32")
-        return "torch", "bf16" if bf16 else "fp32", None
+        return "torch", "bf16" if precision == "bf16" else "fp32", None
     reasons = []
     for kind in ["int8", "fp32"] if precision == "auto" else [precision]:
-        if backend == "auto" and precision == "auto" and kind == "fp32" and native_bf16:
-            return "torch", "bf16", None  # native bf16 beats fp32 ONNX
         choice = _onnx_choice(model_dir, kind)
         if not isinstance(choice, str):
             return "onnx", kind, choice[0]

@@ -2,8 +2,8 @@
 and onnxruntime (the checked fp32 and int8 exports).
 
 - "torch-fp32": the saved model in PyTorch, channels-last.
-- "torch-bf16": the same under CPU bf16 autocast, only where the CPU computes bf16 natively
-  (AVX-512 BF16 or AMX); elsewhere bf16 is emulated and slower than fp32. The first batch is also
+- "torch-bf16": the same under CPU bf16 autocast, on request (`precision="bf16"`): fast where the CPU computes
+  bf16 natively (AVX-512 BF16 or AMX), emulated and slower than fp32 elsewhere. The first batch is also
   run in fp32 and bf16 is dropped if the scores disagree by more than BF16_TOLERANCE.
 - "onnx-fp32" / "onnx-int8": onnxruntime on the files `modeling.inference.onnx_export` writes.
 """
