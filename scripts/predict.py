@@ -15,8 +15,9 @@ The label uses the model's calibrated `decision_threshold` (0.5 for a model with
 --threshold is given. Any binary image classifier works: --ai_label names its AI class, else it is
 inferred from the label names (refused when they do not say). With no --backend, the fastest
 usable backend that keeps fp32's verdicts is picked (int8 ONNX if exported and checked, fp32 ONNX,
-then torch fp32; bf16 only with --precision bf16) and named on stderr. Exit status: 0 when at least one input was scored (failures
-are reported in their rows), 1 when none could be read, 2 when the model cannot be loaded.
+then torch fp32; bf16 only with --precision bf16) and named on stderr. Exit status: 0 when at least one
+input was scored (failures are reported in their rows), 1 when none could be read, 2 when the model cannot be
+loaded.
 """
 
 from __future__ import annotations
