@@ -20,6 +20,7 @@ from modeling.data.demo import DemoSpec, make_demo_data
 from modeling.processing import build_image_processor
 from modeling.training.batches import BatchTransform, collate_fn
 from modeling.training.data import build_source_head
+from modeling.training.run import prepare_arguments
 from modeling.training.source_loss import (
     REAL_CLASS,
     SELF_FAKE,
@@ -109,7 +110,9 @@ def test_trainer_adds_the_weighted_source_loss_and_trains_the_head(tmp_path):
     loss.backward()
     trainer.optimizer.step()
     assert not torch.equal(before, head.linear.weight.detach())  # the head is in the optimizer
-    assert len(trainer.optimizer.param_groups) == len({id(g["params"][0]) for g in trainer.optimizer.param_groups})
+    groups = len(trainer.optimizer.param_groups)
+    trainer.create_optimizer()  # a second call adds nothing
+    assert len(trainer.optimizer.param_groups) == groups
 
 
 def test_source_loss_weight_is_checked_and_one_process_only(monkeypatch):
@@ -121,7 +124,7 @@ def test_source_loss_weight_is_checked_and_one_process_only(monkeypatch):
     assert head.linear.out_features == 5  # real, ddpm, glide, stylegan, the self-fakes
     monkeypatch.setattr(TrainingArguments, "world_size", property(lambda self: 2))
     with pytest.raises(ConfigError, match="one process"):
-        build_source_head(config, manifest, hidden_size=8)
+        prepare_arguments(config)  # refused before any data is made
     off = parse_config(["--config", "configs/demo.yaml", "--source_loss_weight", "0"])
     assert build_source_head(off, manifest, hidden_size=8) is None
 

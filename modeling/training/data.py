@@ -174,13 +174,11 @@ def train_label_counts(manifest: pd.DataFrame) -> tuple[int, int]:
 
 
 def build_source_head(config: RunConfig, manifest: pd.DataFrame, hidden_size: int) -> SourceHead | None:
-    """The auxiliary source head for `source_loss_weight` > 0 (one process only), its classes balanced."""
+    """The auxiliary source head for `source_loss_weight` > 0 (`prepare_arguments` refuses it in several
+    processes), its classes balanced."""
     weight = config.run.source_loss_weight
     if weight <= 0:
         return None
-    if config.training.world_size > 1:
-        raise ConfigError("source_loss_weight > 0 runs in one process only (its head is not synchronised across "
-                          "processes); set source_loss_weight: 0 for a multi-GPU run")
     classes = source_classes(manifest)
     counts = source_class_counts(manifest, classes, config.augment.self_fake_prob)
     logger.info("source loss: %d classes %s, weight %g", len(counts), sorted(classes, key=classes.get), weight)

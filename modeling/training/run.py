@@ -98,6 +98,9 @@ def prepare_arguments(config: RunConfig) -> bool:
         parse_rule(config.run.decision_threshold_rule)
     except ValueError as err:
         raise ConfigError(f"decision_threshold_rule: {err}") from err
+    if config.run.source_loss_weight > 0 and args.world_size > 1:  # before any data is made
+        raise ConfigError("source_loss_weight > 0 runs in one process only (its head is not synchronised across "
+                          "processes); set source_loss_weight: 0 for a multi-GPU run")
     move_hub_token_to_env(args)
     push = take_push_from_trainer(args)
     set_seed(args.seed)

@@ -126,10 +126,10 @@ class ReliableTrainer(Trainer):
         self._pooled = output.pooler_output
 
     def create_optimizer(self):
+        """The Trainer's optimizer, plus the source head's parameters when it is made here (not on later calls)."""
+        made_here = self.optimizer is None
         optimizer = super().create_optimizer()
-        if self.source_head is not None and not any(
-            p is q for group in optimizer.param_groups for p in group["params"] for q in self.source_head.parameters()
-        ):
+        if made_here and self.source_head is not None:
             optimizer.add_param_group({"params": list(self.source_head.parameters()),
                                        "weight_decay": self.args.weight_decay})
         return optimizer
