@@ -153,7 +153,7 @@ def test_demo_data_goes_only_into_the_demos_own_folder(tmp_path, monkeypatch):
 
 
 def test_balanced_loss_weights_each_label_half():
-    from modeling.training.trainer import WeightedCrossEntropy, balanced_weights
+    from modeling.training.losses import WeightedCrossEntropy, balanced_weights
 
     weights = balanced_weights((20.0, 100.0))  # 1:5 real:ai, as self-fakes make of a 1:2 folder
     assert weights == pytest.approx((3.0, 0.6))

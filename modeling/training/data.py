@@ -36,8 +36,8 @@ from modeling.training.builders import (
     sample_transform,
     train_transforms,
 )
+from modeling.training.losses import balanced_weights
 from modeling.training.source_loss import SourceHead, SourceLabeller, source_class_counts, source_classes
-from modeling.training.trainer import balanced_weights
 
 logger = logging.getLogger(__name__)
 

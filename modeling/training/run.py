@@ -46,7 +46,8 @@ from modeling.training.data import (
     prepare_manifest,
     training_label_weights,
 )
-from modeling.training.trainer import DetectionMetrics, ReliableTrainer, WeightedCrossEntropy, collate_counting_skips
+from modeling.training.losses import WeightedCrossEntropy
+from modeling.training.trainer import DetectionMetrics, ReliableTrainer, collate_counting_skips
 
 logger = logging.getLogger(__name__)
 

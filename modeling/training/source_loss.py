@@ -18,7 +18,8 @@ from typing import Any
 
 import pandas as pd
 import torch
-import torch.nn.functional as F
+
+from modeling.training.losses import WeightedCrossEntropy
 
 REAL_CLASS = 0
 SELF_FAKE = "<self-fake>"  # the self-made fakes' class name (no folder can be called this)
@@ -62,18 +63,15 @@ class SourceLabeller:
 
 
 class SourceHead(torch.nn.Module):
-    """A linear head on the network's pooled features and its class-balanced cross-entropy, times `weight`."""
+    """A linear head on the network's pooled features and its class-weighted cross-entropy, times `weight`."""
 
     def __init__(self, hidden_size: int, class_weights: list[float], weight: float):
         super().__init__()
         self.linear = torch.nn.Linear(hidden_size, len(class_weights))
-        self.register_buffer("class_weights", torch.tensor(class_weights, dtype=torch.float32))
+        self.criterion = WeightedCrossEntropy(tuple(class_weights))
         self.weight = weight
 
     def loss(self, pooled: torch.Tensor, sources: torch.Tensor, num_items_in_batch: Any = None) -> torch.Tensor:
-        """The weighted loss, reduced like `WeightedCrossEntropy` (sum / items when the Trainer gives items)."""
+        """The weighted loss, reduced as the real/ai loss is (sum / items when the Trainer gives items)."""
         logits = self.linear(pooled.float())
-        losses = F.cross_entropy(logits, sources.to(logits.device), weight=self.class_weights, reduction="none")
-        reduced = losses.mean() if num_items_in_batch is None else losses.sum() / num_items_in_batch
-        return self.weight * reduced
-
+        return self.weight * self.criterion({"logits": logits}, sources.to(logits.device), num_items_in_batch)
