@@ -194,8 +194,8 @@ class AugmentArguments:
     camera_prob: float = field(
         default=0.0,
         metadata={"help": "P(a training image, real or ai, goes through one camera/sharing processing kind: digital "
-                  "zoom, night mode, HDR, skin smoothing, re-share, screenshot, other size, thumbnail; its label "
-                  "stays)."},
+                  "zoom, night mode, HDR, skin smoothing, re-share, screenshot, other size, thumbnail, portrait "
+                  "blur; its label stays)."},
     )
     camera_kinds: list[str] = field(
         default_factory=list, metadata={"help": "Which kinds (names in modeling/augment/camera.py); empty: all."}

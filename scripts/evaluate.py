@@ -49,6 +49,7 @@ from modeling.extras import requires_extra
 with requires_extra("train", "scripts/evaluate.py"):
     from accelerate import Accelerator
 
+    from modeling.augment.camera import KINDS
     from modeling.calibration import DEFAULT_RULE
     from modeling.data.index import DataError
     from modeling.data.selection import resolve_eval_data
@@ -90,9 +91,9 @@ def build_parser() -> argparse.ArgumentParser:
                              "process (the same scores as torch within its check, faster), else torch.")
     parser.add_argument("--robustness", action="store_true", help="Also score JPEG/downscale/blur/WebP copies.")
     parser.add_argument("--stress", nargs="*", metavar="KIND", default=None,
-                        help="The real-photo stress test: every image after camera and sharing processing (digital "
-                        "zoom, night mode, HDR, skin smoothing, re-share, screenshot, other sizes); optionally only "
-                        "the named kinds. False-positive rates per kind go to stress.csv and metrics.json.")
+                        help="The real-photo stress test: every image after each camera and sharing processing kind "
+                        f"({', '.join(KINDS)}); optionally only the named kinds. False-positive rates per kind go "
+                        "to stress.csv and metrics.json.")
     parser.add_argument("--calibrate", action="store_true",
                         help="Fit temperature and threshold on the validation rows first and re-save the model.")
     parser.add_argument("--threshold_rule", default=DEFAULT_RULE, help="max_accuracy or target_fpr=<rate>.")

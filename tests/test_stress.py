@@ -45,6 +45,22 @@ def test_each_kind_is_a_seeded_processing_of_the_photo(kind: str) -> None:
         assert out.width > image.width * 0.7 and out.height > out.width * 0.5
 
 
+def test_portrait_blur_keeps_the_subject_sharp_and_defocuses_the_background() -> None:
+    """A lens blur keeps flat colour as it is (a disc kernel sums to 1), and portrait mode blurs the background
+    more than the subject: the fine detail left outside the subject mask is a fraction of what is left inside."""
+    flat = torch.full((3, 40, 40), 0.4)
+    assert torch.allclose(camera.disc_blur(flat, 4.5), flat, atol=1e-6)
+    rng = np.random.default_rng(0)
+    noise = Image.fromarray(rng.integers(0, 256, (128, 128, 3), dtype=np.uint8))
+    draws = np.random.default_rng(3)
+    draws.uniform()  # portrait_blur draws the depth slope first, then the mask
+    mask = camera.subject_mask(128, 128, draws)[0] > 0.99
+    assert 0.02 < mask.float().mean() < 0.6
+    out = camera.to_float(camera.portrait_blur(noise, np.random.default_rng(3)))
+    detail = (out - camera.gaussian_blur(out, 1.0)).abs().mean(0)
+    assert detail[~mask].mean() < 0.5 * detail[mask].mean()
+
+
 def test_a_processed_real_keeps_its_label_and_processing_is_label_blind() -> None:
     """Reals and ai images are processed at the same rate, and no label ever changes."""
     processing = camera.CameraProcessing(prob=0.5)

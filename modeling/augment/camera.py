@@ -20,6 +20,9 @@ a numpy Generator (its parameters are drawn per image):
 - `resized`: another size than training's (x0.6..0.9 or x1.15..2, bicubic) and a high-quality JPEG save.
 - `thumbnail`: a small copy (40-90% a side) re-saved as JPEG: smaller than the model's input, so the saved
   processor zero-pads it, as `pipeline` does.
+- `portrait_blur`: a phone's portrait mode: a subject mask (one to three feathered ellipses) and a depth guess
+  (the background farther towards the top) set a lens-blur radius per pixel; disc blurs done in linear light (so
+  bright spots bloom into discs) are blended by that radius, and the result is saved as the camera's JPEG.
 
 Training (`CameraProcessing`) applies them label-blind, so "processed" carries no label; evaluation's stress
 test (`modeling.evaluation.stress`) applies each kind to every test image with its own seeded draws.
@@ -188,6 +191,47 @@ def thumbnail(image: Image.Image, rng: np.random.Generator) -> Image.Image:
     return reencode(rescale(image, rng.uniform(0.4, 0.9)), "JPEG", int(rng.integers(80, 96)))
 
 
+def disc_blur(x: Tensor, radius: float) -> Tensor:
+    """(C, H, W) convolved with a uniform disc of `radius` px, antialiased at its rim: a lens's defocus blur."""
+    r = max(1, math.ceil(radius))
+    t = torch.arange(-r, r + 1, dtype=torch.float32)
+    kernel = (radius + 0.5 - torch.sqrt(t[:, None] ** 2 + t[None, :] ** 2)).clamp(0, 1)
+    kernel = (kernel / kernel.sum()).expand(x.shape[0], 1, -1, -1)
+    mode = "reflect" if min(x.shape[-2:]) > r else "replicate"
+    return F.conv2d(F.pad(x[None], (r, r, r, r), mode=mode), kernel, groups=x.shape[0])[0]
+
+
+def subject_mask(h: int, w: int, rng: np.random.Generator) -> Tensor:
+    """(1, H, W) in [0, 1]: one to three overlapping ellipses near the centre (a head and shoulders, an object),
+    feathered as a segmentation network's soft edge is."""
+    yy, xx = torch.meshgrid(torch.arange(h, dtype=torch.float32) / h, torch.arange(w, dtype=torch.float32) / w,
+                            indexing="ij")
+    mask = torch.zeros((h, w))
+    cy, cx = rng.uniform(0.35, 0.65), rng.uniform(0.3, 0.7)
+    for _ in range(int(rng.integers(1, 4))):
+        oy, ox = cy + rng.uniform(-0.15, 0.25), cx + rng.uniform(-0.15, 0.15)
+        ry, rx = rng.uniform(0.12, 0.35), rng.uniform(0.1, 0.3)
+        mask = torch.maximum(mask, (((yy - oy) / ry) ** 2 + ((xx - ox) / rx) ** 2 <= 1).float())
+    return gaussian_blur(mask[None], max(0.5, rng.uniform(0.005, 0.02) * min(h, w)))
+
+
+def portrait_blur(image: Image.Image, rng: np.random.Generator) -> Image.Image:
+    """Portrait mode: the background lens-blurred by a radius that grows with its guessed depth, in linear light."""
+    x = to_float(image)
+    h, w = x.shape[-2:]
+    linear = x**2.2
+    far = torch.linspace(1.0, rng.uniform(0.3, 0.8), h)[:, None].expand(h, w)  # the top of a frame is farther
+    radius = (1 - subject_mask(h, w, rng)).clamp(0, 1) * far[None] * rng.uniform(0.015, 0.05) * min(h, w)
+    levels = [0.0, *np.geomspace(0.75, max(1.0, float(radius.max())), 4)]
+    blurred = [linear] + [disc_blur(linear, r) for r in levels[1:]]
+    out = torch.zeros_like(linear)
+    for i, (lo, hi) in enumerate(zip(levels[:-1], levels[1:], strict=True)):  # linear blend between two levels
+        t = ((radius - lo) / (hi - lo)).clamp(0, 1)
+        inside = (radius >= lo) & ((radius < hi) | (i == len(levels) - 2))
+        out = torch.where(inside, blurred[i] * (1 - t) + blurred[i + 1] * t, out)
+    return reencode(to_pil(out.clamp(0, 1) ** (1 / 2.2)), "JPEG", int(rng.integers(85, 96)))
+
+
 KINDS: dict[str, Processing] = {
     "digital_zoom": digital_zoom,
     "night_mode": night_mode,
@@ -197,6 +241,7 @@ KINDS: dict[str, Processing] = {
     "screenshot": screenshot,
     "resized": resized,
     "thumbnail": thumbnail,
+    "portrait_blur": portrait_blur,
 }
 
 
