@@ -22,7 +22,7 @@ from PIL import Image
 from tqdm.auto import tqdm
 
 from benchmarks import DEMO_CONFIG, baseline_cnn
-from benchmarks.sets import HELD_OUT, hard_real, hard_real2, learned, probe, sealed
+from benchmarks.sets import HELD_OUT, hard_real, hard_real2, hard_real3, learned, probe, sealed
 from benchmarks.sets import SETS as EVALUATION_SETS
 from benchmarks.sets.__main__ import build_parser
 from modeling.config import parse_config
@@ -31,10 +31,11 @@ from modeling.data.generated import GeneratedSet, _write_source, set_exists, wri
 from modeling.data.index import read_index
 from modeling.data.manifest import build_manifest
 
-# the learned sets' generators (learned, probe, hard_real2) fitted for a few steps only: the same code, other weights,
-# seconds not minutes
+# the learned sets' generators (learned, probe, hard_real2, hard_real3) fitted for a few steps only: the same code,
+# other weights, seconds not minutes
 SETS = {**EVALUATION_SETS, "learned": learned.learned_set(steps=2), "learned_probe": probe.probe_set(steps=2),
-        "hard_real2": hard_real2.hard_real2_set(steps=2), "demo": demo_set(DemoSpec())}
+        "hard_real2": hard_real2.hard_real2_set(steps=2), "hard_real3": hard_real3.hard_real3_set(steps=2),
+        "demo": demo_set(DemoSpec())}
 PER_SOURCE = 3  # the least that leaves an image of every AI source in the baseline's test split
 SEED = 3
 Copy = tuple[GeneratedSet, Path, Any]  # a set, the root of its tiny copy, its prepared value
