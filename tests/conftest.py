@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import io
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+import torch
 from PIL import Image
 
 # source -> (targets, category, image subfolder, metadata.csv index column header or None)
@@ -18,6 +21,17 @@ ARTIFACT_SOURCES = {
     "glide": ([7] * 12, "face", "", None),
     "stylegan2": ([3] * 50, "car", "car/seed", None),
 }
+
+
+@contextmanager
+def one_torch_thread() -> Iterator[None]:
+    """As in a set writer's workers: convolutions' float sums depend on the thread count."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="session")

@@ -5,8 +5,6 @@ each generator doing what it claims."""
 from __future__ import annotations
 
 import csv
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import replace
 from functools import partial
 from pathlib import Path
@@ -14,7 +12,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-import torch
+from conftest import one_torch_thread
 from PIL import Image
 
 from benchmarks import DEMO_CONFIG
@@ -26,17 +24,6 @@ from modeling.data.manifest import build_manifest
 
 PER_SOURCE = 3
 SEED = 5
-
-
-@contextmanager
-def one_torch_thread() -> Iterator[None]:
-    """As in the writer's workers: convolutions' float sums depend on the thread count."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,6 @@ import csv
 import io
 import json
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from dataclasses import replace
 from functools import partial
 from pathlib import Path
@@ -17,7 +16,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-import torch
+from conftest import one_torch_thread
 from PIL import Image
 from tqdm.auto import tqdm
 
@@ -39,17 +38,6 @@ SETS = {**EVALUATION_SETS, "learned": learned.learned_set(steps=2), "learned_pro
 PER_SOURCE = 3  # the least that leaves an image of every AI source in the baseline's test split
 SEED = 3
 Copy = tuple[GeneratedSet, Path, Any]  # a set, the root of its tiny copy, its prepared value
-
-
-@contextmanager
-def one_torch_thread() -> Iterator[None]:
-    """As in the writer's workers: convolutions' float sums depend on the thread count."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 def _write(spec: GeneratedSet, root: Path) -> Any:
