@@ -70,7 +70,16 @@ import torch.nn.functional as F
 from PIL import Image, ImageDraw, ImageFont
 from torch import nn
 
-from benchmarks.sets.synthetic import blur, jpeg, pixel_grid, shrink, smooth_field, to_array, to_tensor
+from benchmarks.sets.synthetic import (
+    blur,
+    fit_on_crops,
+    jpeg,
+    pixel_grid,
+    shrink,
+    smooth_field,
+    to_array,
+    to_tensor,
+)
 from modeling.data.demo import artifact_postprocess
 from modeling.data.generated import GeneratedSet
 
@@ -772,20 +781,8 @@ def _training_pool(count: int, side: int) -> torch.Tensor:
 
 def _fit_one(name: str, pool: torch.Tensor, steps: int) -> dict[str, np.ndarray]:
     """Fit generator `name` on random crops of the pool (Adam, fixed steps); its weights as numpy arrays."""
-    family = GENERATOR_NAMES.index(name) + 1
-    torch.manual_seed(GENERATOR_SEED + family)
-    rng = np.random.default_rng([GENERATOR_SEED, family])
-    model = MODELS[name]()
-    opt = torch.optim.Adam(model.parameters(), lr=float(FIT["lr"]))
-    crop, side = int(FIT["crop"]), pool.shape[-1]
-    for _ in range(steps):
-        pick = rng.integers(0, len(pool), size=int(FIT["batch"]))
-        y, x = (int(v) for v in rng.integers(0, side - crop + 1, size=2))
-        loss = _step_loss(name, model, pool[pick, :, y : y + crop, x : x + crop] * 2 - 1, rng)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-    return {k: v.detach().numpy().copy() for k, v in model.state_dict().items()}
+    return fit_on_crops(MODELS[name], lambda model, crops, rng: _step_loss(name, model, crops * 2 - 1, rng), pool,
+                        steps, FIT, float(FIT["lr"]), GENERATOR_SEED, GENERATOR_NAMES.index(name) + 1)
 
 
 def fit_generators(steps: int = int(FIT["steps"])) -> dict[str, dict[str, np.ndarray]]:

@@ -47,7 +47,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from benchmarks.sets import synthetic
-from benchmarks.sets.synthetic import pixel_grid, random_colour, smooth_field
+from benchmarks.sets.synthetic import fit_on_crops, pixel_grid, random_colour, smooth_field
 from modeling.data.generated import GeneratedSet
 
 GENERATOR_SEED = 6_472_015  # fixes the decoders' training pool, initial weights and batches
@@ -395,21 +395,8 @@ def _loss(out: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 
 def _fit_one(name: str, pool: torch.Tensor, steps: int) -> dict[str, np.ndarray]:
     """Fit one autoencoder on random crops of the pool; its weights as numpy arrays."""
-    family = list(DECODERS).index(name) + 1
-    torch.manual_seed(GENERATOR_SEED + family)
-    rng = np.random.default_rng([GENERATOR_SEED, family])
-    model = _autoencoder(name)
-    opt = torch.optim.Adam(model.parameters(), lr=LEARNING_RATE[name])
-    crop, side = int(FIT["crop"]), pool.shape[-1]
-    for _ in range(steps):
-        pick = rng.integers(0, len(pool), size=int(FIT["batch"]))
-        y, x = (int(v) for v in rng.integers(0, side - crop + 1, size=2))
-        batch = pool[pick, :, y : y + crop, x : x + crop]
-        loss = _loss(model(batch), batch)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-    return {k: v.detach().numpy().copy() for k, v in model.state_dict().items()}
+    return fit_on_crops(partial(_autoencoder, name), lambda model, crops, _: _loss(model(crops), crops), pool, steps,
+                        FIT, LEARNING_RATE[name], GENERATOR_SEED, list(DECODERS).index(name) + 1)
 
 
 def fit_decoders(steps: int = int(FIT["steps"])) -> dict[str, dict[str, np.ndarray]]:

@@ -60,6 +60,29 @@ def blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
     return F.conv2d(F.pad(x, (0, 0, r, r), mode="replicate"), k[:, :, :, None], groups=x.shape[1])
 
 
+def fit_on_crops(
+    make_model: Callable[[], torch.nn.Module],
+    loss: Callable[[torch.nn.Module, torch.Tensor, np.random.Generator], torch.Tensor],
+    pool: torch.Tensor, steps: int, fit: Mapping[str, float], lr: float, seed: int, family: int,
+) -> dict[str, np.ndarray]:
+    """A set's generator fitted on random crops of its pool (Adam, a fixed number of steps, `fit`'s batch and crop);
+    its weights as numpy arrays. torch's init and the crop draws are keyed by (seed, family), so each generator of a
+    set is deterministic on one thread and independent of the others' order."""
+    torch.manual_seed(seed + family)
+    rng = np.random.default_rng([seed, family])
+    model = make_model()
+    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    crop, side = int(fit["crop"]), pool.shape[-1]
+    for _ in range(steps):
+        pick = rng.integers(0, len(pool), size=int(fit["batch"]))
+        y, x = (int(v) for v in rng.integers(0, side - crop + 1, size=2))
+        value = loss(model, pool[pick, :, y : y + crop, x : x + crop], rng)
+        opt.zero_grad()
+        value.backward()
+        opt.step()
+    return {k: v.detach().numpy().copy() for k, v in model.state_dict().items()}
+
+
 def random_colour(rng: np.random.Generator, lo: float = 0.05, hi: float = 0.95) -> np.ndarray:
     """A random RGB colour, each channel in lo..hi."""
     return rng.uniform(lo, hi, size=3).astype(np.float32)
