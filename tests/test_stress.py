@@ -3,6 +3,7 @@ stress test's figures (recomputed from its predictions), and calibration that ca
 
 from __future__ import annotations
 
+import copy
 import json
 from pathlib import Path
 
@@ -59,6 +60,32 @@ def test_portrait_blur_keeps_the_subject_sharp_and_defocuses_the_background() ->
     out = camera.to_float(camera.portrait_blur(noise, np.random.default_rng(3)))
     detail = (out - camera.gaussian_blur(out, 1.0)).abs().mean(0)
     assert detail[~mask].mean() < 0.5 * detail[mask].mean()
+
+
+def test_a_training_window_is_blurred_as_the_same_place_of_the_whole_photo(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Training processes 64 px windows of 200 px photos, evaluation whole photos: told the photo's side, portrait
+    mode draws the subject, depth and radius for the photo and places the window in it, so the window equals the
+    same place of the processed photo (away from its borders, where the photo has context the window lacks; the
+    JPEG save is left out, its 8 px blocks fall elsewhere in a window). A window blurred as a photo of its own gets
+    a radius a third as large."""
+    monkeypatch.setattr(camera, "reencode", lambda image, fmt, quality: image)
+    photo_ = photo(5, 200)
+    inner = (slice(12, 52), slice(12, 52))
+    for seed in range(3):
+        window_rng = np.random.default_rng(seed)
+        top, left = int(window_rng.integers(0, 137)), int(window_rng.integers(0, 137))  # the window's place
+        box = (left, top, left + 64, top + 64)
+        whole = np.asarray(camera.portrait_blur(photo_, window_rng).crop(box), float)[inner]
+        framed = camera.FRAMED["portrait_blur"](photo_.crop(box), np.random.default_rng(seed), 200)
+        alone = camera.portrait_blur(photo_.crop(box), np.random.default_rng(seed))
+        assert np.abs(np.asarray(framed, float)[inner] - whole).max() <= 1
+        assert np.abs(np.asarray(alone, float)[inner] - whole).mean() > 2
+    stream = np.random.default_rng(0)  # the training step passes its frame on to the framed kinds
+    expected_stream = copy.deepcopy(stream)
+    out, label = camera.CameraProcessing(prob=1.0, kinds=("portrait_blur",), frame=200)(photo_.crop(box), 1, stream)
+    expected_stream.random(), expected_stream.integers(1)  # its coin and its kind
+    expected = camera.portrait_blur(photo_.crop(box), expected_stream, 200)
+    assert label == 1 and np.array_equal(np.asarray(out), np.asarray(expected))
 
 
 def test_a_processed_real_keeps_its_label_and_processing_is_label_blind() -> None:

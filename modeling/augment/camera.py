@@ -215,14 +215,21 @@ def subject_mask(h: int, w: int, rng: np.random.Generator) -> Tensor:
     return gaussian_blur(mask[None], max(0.5, rng.uniform(0.005, 0.02) * min(h, w)))
 
 
-def portrait_blur(image: Image.Image, rng: np.random.Generator) -> Image.Image:
-    """Portrait mode: the background lens-blurred by a radius that grows with its guessed depth, in linear light."""
+def portrait_blur(image: Image.Image, rng: np.random.Generator, frame: int | None = None) -> Image.Image:
+    """Portrait mode: the background lens-blurred by a radius that grows with its guessed depth, in linear light.
+
+    `frame`: the side of the photo this image is a window of (training's small windows). The subject, depth and
+    blur radius are then drawn for that frame and the window sits at a random place in it, so the window looks as
+    the same place of a whole processed photo does: a radius drawn for the window alone would be 3x too small."""
     x = to_float(image)
     h, w = x.shape[-2:]
+    fh, fw = (max(frame, h), max(frame, w)) if frame else (h, w)
+    top, left = (int(rng.integers(0, fh - h + 1)), int(rng.integers(0, fw - w + 1))) if (fh, fw) != (h, w) else (0, 0)
     linear = x**2.2
-    far = torch.linspace(1.0, rng.uniform(0.3, 0.8), h)[:, None].expand(h, w)  # the top of a frame is farther
-    radius = (1 - subject_mask(h, w, rng)).clamp(0, 1) * far[None] * rng.uniform(0.015, 0.05) * min(h, w)
-    levels = [0.0, *np.geomspace(0.75, max(1.0, float(radius.max())), 4)]
+    far = torch.linspace(1.0, rng.uniform(0.3, 0.8), fh)[:, None].expand(fh, fw)  # the top of a frame is farther
+    frame_radius = (1 - subject_mask(fh, fw, rng)).clamp(0, 1) * far[None] * rng.uniform(0.015, 0.05) * min(fh, fw)
+    radius = frame_radius[:, top : top + h, left : left + w]
+    levels = [0.0, *np.geomspace(0.75, max(1.0, float(frame_radius.max())), 4)]
     blurred = [linear] + [disc_blur(linear, r) for r in levels[1:]]
     out = torch.zeros_like(linear)
     for i, (lo, hi) in enumerate(zip(levels[:-1], levels[1:], strict=True)):  # linear blend between two levels
@@ -243,6 +250,8 @@ KINDS: dict[str, Processing] = {
     "thumbnail": thumbnail,
     "portrait_blur": portrait_blur,
 }
+# kinds whose geometry is drawn relative to the whole photo, so a window of one must be told the photo's side
+FRAMED: dict[str, Callable[[Image.Image, np.random.Generator, int], Image.Image]] = {"portrait_blur": portrait_blur}
 
 
 def check_kinds(kinds: Sequence[str]) -> tuple[str, ...]:
@@ -284,6 +293,7 @@ class CameraProcessing:
 
     prob: float = 0.3
     kinds: Sequence[str] = tuple(KINDS)
+    frame: int | None = None  # the side of the photos that training's windows are cut from (`FRAMED` kinds)
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.prob <= 1.0:
@@ -295,4 +305,6 @@ class CameraProcessing:
         kind = self.kinds[int(rng.integers(len(self.kinds)))]  # drawn for every image: the stream stays in step
         if not apply:
             return image, label
+        if kind in FRAMED and self.frame:
+            return FRAMED[kind](image, rng, self.frame), label
         return KINDS[kind](image, rng), label

@@ -74,9 +74,10 @@ def camera_kinds(aug: AugmentArguments) -> tuple[str, ...]:
     return tuple(aug.camera_kinds) or tuple(KINDS)
 
 
-def build_camera_processing(aug: AugmentArguments) -> CameraProcessing | None:
-    """Label-blind camera and sharing processing of training images, or None when `camera_prob` is 0."""
-    return CameraProcessing(aug.camera_prob, camera_kinds(aug)) if aug.camera_prob > 0 else None
+def build_camera_processing(aug: AugmentArguments, frame: int | None = None) -> CameraProcessing | None:
+    """Label-blind camera and sharing processing of training images, or None when `camera_prob` is 0.
+    `frame`: the side of the photos when the images reaching it are windows of them (the self-fakes' region)."""
+    return CameraProcessing(aug.camera_prob, camera_kinds(aug), frame) if aug.camera_prob > 0 else None
 
 
 @dataclass

@@ -111,9 +111,11 @@ def build_datasets(config: RunConfig, manifest: pd.DataFrame, processor: Any) ->
     learned = learned_decoders(config, manifest, Path(config.training.output_dir))
     self_fakes = build_self_fakes(config.augment, *train_label_counts(manifest), learned)
     labeller = SourceLabeller(source_classes(manifest)) if config.run.source_loss_weight > 0 else None
+    # processing meets the self-fakes' small windows: a kind drawn per photo is drawn for evaluation's full crop
+    frame = processor_crop_size(processor)[0] if self_fakes is not None and self_fakes.region else None
+    camera = build_camera_processing(config.augment, frame)
     train_tf = BatchTransform(processor, train_transforms(config.augment, crop, resize), processor_geometry=False,
-                              sample_transform=sample_transform(self_fakes, build_camera_processing(config.augment)),
-                              source_labeller=labeller)
+                              sample_transform=sample_transform(self_fakes, camera), source_labeller=labeller)
     eval_tf = BatchTransform(processor, process_seed=VALIDATION_PROCESS_SEED)
     if config.augment.camera_validation and "validation" in splits:
         kinds = camera_kinds(config.augment)
