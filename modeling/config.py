@@ -200,6 +200,11 @@ class AugmentArguments:
     camera_kinds: list[str] = field(
         default_factory=list, metadata={"help": "Which kinds (names in modeling/augment/camera.py); empty: all."}
     )
+    camera_subject_windows: bool = field(
+        default=False,
+        metadata={"help": "An ai training image's window of a kind that wipes part of the frame (portrait blur) is "
+                  "centred on the part left sharp, where its trace survives; a real's window sits anywhere."},
+    )
     camera_validation: bool = field(
         default=False,
         metadata={"help": "The validation split also holds a processed copy of each image (kinds in turn, draws of "

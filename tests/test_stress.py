@@ -72,20 +72,43 @@ def test_a_training_window_is_blurred_as_the_same_place_of_the_whole_photo(monke
     photo_ = photo(5, 200)
     inner = (slice(12, 52), slice(12, 52))
     for seed in range(3):
-        window_rng = np.random.default_rng(seed)
-        top, left = int(window_rng.integers(0, 137)), int(window_rng.integers(0, 137))  # the window's place
+        draws = np.random.default_rng(seed)  # portrait_blur's draws: depth slope, subject, radius, then the place
+        draws.uniform()
+        subject = camera.subject_mask(200, 200, draws)[0]
+        draws.uniform()
+        top, left = camera.window_place(subject, 64, 64, draws, on_subject=False)
         box = (left, top, left + 64, top + 64)
-        whole = np.asarray(camera.portrait_blur(photo_, window_rng).crop(box), float)[inner]
-        framed = camera.FRAMED["portrait_blur"](photo_.crop(box), np.random.default_rng(seed), 200)
+        whole = np.asarray(camera.portrait_blur(photo_, np.random.default_rng(seed)).crop(box), float)[inner]
+        framed = camera.FRAMED["portrait_blur"](photo_.crop(box), np.random.default_rng(seed), 200, False)
         alone = camera.portrait_blur(photo_.crop(box), np.random.default_rng(seed))
         assert np.abs(np.asarray(framed, float)[inner] - whole).max() <= 1
         assert np.abs(np.asarray(alone, float)[inner] - whole).mean() > 2
-    stream = np.random.default_rng(0)  # the training step passes its frame on to the framed kinds
-    expected_stream = copy.deepcopy(stream)
-    out, label = camera.CameraProcessing(prob=1.0, kinds=("portrait_blur",), frame=200)(photo_.crop(box), 1, stream)
-    expected_stream.random(), expected_stream.integers(1)  # its coin and its kind
-    expected = camera.portrait_blur(photo_.crop(box), expected_stream, 200)
-    assert label == 1 and np.array_equal(np.asarray(out), np.asarray(expected))
+
+
+def test_an_ai_window_sits_on_the_subject_a_real_one_anywhere(monkeypatch: pytest.MonkeyPatch) -> None:
+    """With `ai_on_subject`, an ai image's portrait window is centred on the sharp subject, where the trace
+    survives, so training never asks for `ai` on a window the blur wiped; a real's window sits anywhere, and
+    most land in the blurred background. The step passes its frame and the label's choice to the kind."""
+    monkeypatch.setattr(camera, "reencode", lambda image, fmt, quality: image)
+    noise = Image.fromarray(np.random.default_rng(0).integers(0, 256, (64, 64, 3), dtype=np.uint8))
+    step = camera.CameraProcessing(prob=1.0, kinds=("portrait_blur",), frame=200, ai_on_subject=True)
+
+    def blurred_share(label: int) -> float:
+        detail = []
+        for seed in range(60):
+            out, kept = step(noise, label, np.random.default_rng(seed))
+            assert kept == label
+            x = camera.to_float(out)
+            detail.append(float((x - camera.gaussian_blur(x, 1.0)).abs().mean()))
+        return float(np.mean(np.array(detail) < 0.05))
+
+    assert blurred_share(1) < 0.15 < 0.4 < blurred_share(0)
+    subject = torch.zeros(200, 200)
+    subject[150:170, 20:40] = 1.0
+    for seed in range(20):
+        top, left = camera.window_place(subject, 64, 64, np.random.default_rng(seed), on_subject=True)
+        assert 0 <= top <= 136 and 0 <= left <= 136  # inside the frame
+        assert subject[top + 16 : top + 48, left + 16 : left + 48].sum() > 0  # the subject near its centre
 
 
 def test_a_processed_real_keeps_its_label_and_processing_is_label_blind() -> None:

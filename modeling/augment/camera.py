@@ -215,19 +215,34 @@ def subject_mask(h: int, w: int, rng: np.random.Generator) -> Tensor:
     return gaussian_blur(mask[None], max(0.5, rng.uniform(0.005, 0.02) * min(h, w)))
 
 
-def portrait_blur(image: Image.Image, rng: np.random.Generator, frame: int | None = None) -> Image.Image:
+def window_place(subject: Tensor, h: int, w: int, rng: np.random.Generator, on_subject: bool) -> tuple[int, int]:
+    """(top, left) of an h x w window in a frame with this (H, W) subject mask: uniform, or (`on_subject`)
+    centred on a random pixel of the subject (mask > 0.5) and kept inside the frame."""
+    fh, fw = subject.shape
+    inside = torch.nonzero(subject > 0.5)
+    if not on_subject or len(inside) == 0:
+        return int(rng.integers(0, fh - h + 1)), int(rng.integers(0, fw - w + 1))
+    cy, cx = (int(v) for v in inside[int(rng.integers(len(inside)))])
+    return min(max(cy - h // 2, 0), fh - h), min(max(cx - w // 2, 0), fw - w)
+
+
+def portrait_blur(
+    image: Image.Image, rng: np.random.Generator, frame: int | None = None, on_subject: bool = False
+) -> Image.Image:
     """Portrait mode: the background lens-blurred by a radius that grows with its guessed depth, in linear light.
 
     `frame`: the side of the photo this image is a window of (training's small windows). The subject, depth and
-    blur radius are then drawn for that frame and the window sits at a random place in it, so the window looks as
-    the same place of a whole processed photo does: a radius drawn for the window alone would be 3x too small."""
+    blur radius are then drawn for that frame and the window sits at a random place in it (`on_subject`: centred
+    on a random pixel of the subject), so the window looks as the same place of a whole processed photo does: a
+    radius drawn for the window alone would be 3x too small."""
     x = to_float(image)
     h, w = x.shape[-2:]
     fh, fw = (max(frame, h), max(frame, w)) if frame else (h, w)
-    top, left = (int(rng.integers(0, fh - h + 1)), int(rng.integers(0, fw - w + 1))) if (fh, fw) != (h, w) else (0, 0)
     linear = x**2.2
     far = torch.linspace(1.0, rng.uniform(0.3, 0.8), fh)[:, None].expand(fh, fw)  # the top of a frame is farther
-    frame_radius = (1 - subject_mask(fh, fw, rng)).clamp(0, 1) * far[None] * rng.uniform(0.015, 0.05) * min(fh, fw)
+    subject = subject_mask(fh, fw, rng)
+    frame_radius = (1 - subject).clamp(0, 1) * far[None] * rng.uniform(0.015, 0.05) * min(fh, fw)
+    top, left = window_place(subject[0], h, w, rng, on_subject) if (fh, fw) != (h, w) else (0, 0)
     radius = frame_radius[:, top : top + h, left : left + w]
     levels = [0.0, *np.geomspace(0.75, max(1.0, float(frame_radius.max())), 4)]
     blurred = [linear] + [disc_blur(linear, r) for r in levels[1:]]
@@ -251,7 +266,8 @@ KINDS: dict[str, Processing] = {
     "portrait_blur": portrait_blur,
 }
 # kinds whose geometry is drawn relative to the whole photo, so a window of one must be told the photo's side
-FRAMED: dict[str, Callable[[Image.Image, np.random.Generator, int], Image.Image]] = {"portrait_blur": portrait_blur}
+Framed = Callable[[Image.Image, np.random.Generator, int, bool], Image.Image]
+FRAMED: dict[str, Framed] = {"portrait_blur": portrait_blur}
 
 
 def check_kinds(kinds: Sequence[str]) -> tuple[str, ...]:
@@ -294,6 +310,8 @@ class CameraProcessing:
     prob: float = 0.3
     kinds: Sequence[str] = tuple(KINDS)
     frame: int | None = None  # the side of the photos that training's windows are cut from (`FRAMED` kinds)
+    ai_on_subject: bool = False  # an ai image's window of a framed kind sits on the part the kind leaves sharp
+    ai_label: int = 1
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.prob <= 1.0:
@@ -306,5 +324,5 @@ class CameraProcessing:
         if not apply:
             return image, label
         if kind in FRAMED and self.frame:
-            return FRAMED[kind](image, rng, self.frame), label
+            return FRAMED[kind](image, rng, self.frame, self.ai_on_subject and label == self.ai_label), label
         return KINDS[kind](image, rng), label

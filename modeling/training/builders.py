@@ -77,7 +77,9 @@ def camera_kinds(aug: AugmentArguments) -> tuple[str, ...]:
 def build_camera_processing(aug: AugmentArguments, frame: int | None = None) -> CameraProcessing | None:
     """Label-blind camera and sharing processing of training images, or None when `camera_prob` is 0.
     `frame`: the side of the photos when the images reaching it are windows of them (the self-fakes' region)."""
-    return CameraProcessing(aug.camera_prob, camera_kinds(aug), frame) if aug.camera_prob > 0 else None
+    if aug.camera_prob <= 0:
+        return None
+    return CameraProcessing(aug.camera_prob, camera_kinds(aug), frame, aug.camera_subject_windows)
 
 
 @dataclass
