@@ -10,6 +10,7 @@
     python scripts/benchmark.py train --config configs/demo.yaml
     python scripts/benchmark.py preprocessing --model outputs/demo   # native crop vs resize
     python scripts/benchmark.py baseline --data_dir data/outside     # a plain CNN: how hard a data set is
+    python scripts/benchmark.py portrait --model outputs/demo       # false accusations over portrait-blur radii
 
 Each sub-command lives in its own module under `benchmarks/` and exposes
 `add_arguments(parser)` and `run(args) -> int`.
@@ -38,6 +39,7 @@ SUBCOMMANDS = {
     "train": "benchmarks.train",
     "preprocessing": "benchmarks.preprocessing",
     "baseline": "benchmarks.baseline_cnn",
+    "portrait": "benchmarks.portrait",
 }
 
 

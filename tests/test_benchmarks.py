@@ -6,10 +6,12 @@ import json
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
 from accelerate.commands.config.config_args import ClusterConfig
+from PIL import Image
 from tiny_model import TinyModelTester
 from transformers import ConvNextForImageClassification
 
@@ -277,3 +279,25 @@ def test_demo_benchmark_trains_each_seed_and_summarises(tmp_path, monkeypatch, c
     values = [r["seen_roc_auc"] for r in report["runs"]]
     assert report["summary"]["seen_roc_auc"]["min"] == min(values)
     assert "median" in capsys.readouterr().out
+
+
+def test_portrait_command_scores_the_runs_own_test_reals_at_each_radius(tiny_trained_model, capsys):
+    """One row per radius scale after the plain one; the plain row's share called ai is the stored threshold's verdict
+    on the run's real test images, recomputed here from the detector's own scores."""
+    from modeling.data.manifest import load_manifest
+    from modeling.inference.predictor import Detector
+    from modeling.labels import AI_LABEL_ID
+    from modeling.run_folder import MANIFEST, RunFolder
+
+    assert benchmark.main(["portrait", "--model", str(tiny_trained_model), "--scales", "0.5", "2"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    manifest = load_manifest(tiny_trained_model / MANIFEST)
+    paths = manifest[(manifest["split"] == "test") & (manifest["label"] != AI_LABEL_ID)]["path"]
+    assert lines[0].startswith(f"{len(paths)} real test images")
+    assert [line.split()[0] for line in lines[2:]] == ["plain", "0.5", "2"]
+    detector = Detector.from_pretrained(tiny_trained_model, backend="torch", provenance=False)
+    data_dir = Path(RunFolder(tiny_trained_model).data_dir())
+    rows = detector.predict_images([Image.open(data_dir / path).convert("RGB") for path in paths])
+    called = np.mean([row.score_ai >= detector.threshold for row in rows])
+    assert float(lines[2].split()[1]) == pytest.approx(called, abs=1e-3)
+    assert all(0.0 <= float(line.split()[1]) <= 1.0 for line in lines[2:])

@@ -227,21 +227,23 @@ def window_place(subject: Tensor, h: int, w: int, rng: np.random.Generator, on_s
 
 
 def portrait_blur(
-    image: Image.Image, rng: np.random.Generator, frame: int | None = None, on_subject: bool = False
+    image: Image.Image, rng: np.random.Generator, frame: int | None = None, on_subject: bool = False,
+    radius_scale: float = 1.0,
 ) -> Image.Image:
     """Portrait mode: the background lens-blurred by a radius that grows with its guessed depth, in linear light.
 
     `frame`: the side of the photo this image is a window of (training's small windows). The subject, depth and
     blur radius are then drawn for that frame and the window sits at a random place in it (`on_subject`: centred
     on a random pixel of the subject), so the window looks as the same place of a whole processed photo does: a
-    radius drawn for the window alone would be 3x too small."""
+    radius drawn for the window alone would be 3x too small. `radius_scale` multiplies the drawn radius
+    (`scripts/benchmark.py portrait` scores a model over it)."""
     x = to_float(image)
     h, w = x.shape[-2:]
     fh, fw = (max(frame, h), max(frame, w)) if frame else (h, w)
     linear = x**2.2
     far = torch.linspace(1.0, rng.uniform(0.3, 0.8), fh)[:, None].expand(fh, fw)  # the top of a frame is farther
     subject = subject_mask(fh, fw, rng)
-    frame_radius = (1 - subject).clamp(0, 1) * far[None] * rng.uniform(0.015, 0.05) * min(fh, fw)
+    frame_radius = (1 - subject).clamp(0, 1) * far[None] * rng.uniform(0.015, 0.05) * min(fh, fw) * radius_scale
     top, left = window_place(subject[0], h, w, rng, on_subject) if (fh, fw) != (h, w) else (0, 0)
     radius = frame_radius[:, top : top + h, left : left + w]
     levels = [0.0, *np.geomspace(0.75, max(1.0, float(frame_radius.max())), 4)]
