@@ -202,8 +202,9 @@ class AugmentArguments:
     )
     camera_subject_windows: bool = field(
         default=False,
-        metadata={"help": "An ai training image's window of a kind that wipes part of the frame (portrait blur) is "
-                  "centred on the part left sharp, where its trace survives; a real's window sits anywhere."},
+        metadata={"help": "With self_fake_region windows: an ai training image's window of a kind that wipes part "
+                  "of the frame (portrait blur) is centred on the part left sharp, where its trace survives; a "
+                  "real's window sits anywhere."},
     )
     camera_validation: bool = field(
         default=False,
