@@ -16,8 +16,8 @@ from modeling.augment.self_fakes import SelfFakes, label_counts_after_self_fakes
 from modeling.config import ConfigError, parse_config
 from modeling.data.demo import DemoSpec, make_demo_data
 from modeling.processing import build_image_processor
-from modeling.training.builders import build_self_fakes
-from modeling.training.data import build_datasets, prepare_manifest
+from modeling.training.builders import build_camera_processing, build_self_fakes
+from modeling.training.data import build_datasets, prepare_manifest, processing_frame
 
 
 def photo(seed: int = 0, size: int = 96) -> Image.Image:
@@ -291,3 +291,15 @@ def test_the_family_fitted_in_two_processes_equals_the_one_fitted_here(tmp_path:
     there = fit_family(images, specs, tmp_path / "cache", workers=2)
     for a, b in zip(here, there, strict=True):
         assert all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values(), strict=True))
+
+
+def test_processing_draws_framed_kinds_for_evaluations_crop_when_self_fakes_cut_windows() -> None:
+    """Windows cut before processing: the portrait kind must be drawn for the photo evaluation sees (the processor's
+    crop side); without windows the processed image is the whole photo."""
+    processor = build_image_processor("crop", 200)
+    assert processing_frame(SelfFakes(region=64), processor) == 200
+    assert processing_frame(SelfFakes(region=None), processor) is None
+    assert processing_frame(None, processor) is None
+    config = parse_config(["--config", "configs/demo.yaml"])
+    step = build_camera_processing(config.augment, 200)
+    assert step.frame == 200 and step.ai_on_subject == config.augment.camera_subject_windows is True

@@ -3,7 +3,6 @@ stress test's figures (recomputed from its predictions), and calibration that ca
 
 from __future__ import annotations
 
-import copy
 import json
 from pathlib import Path
 

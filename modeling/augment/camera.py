@@ -25,7 +25,9 @@ a numpy Generator (its parameters are drawn per image):
   bright spots bloom into discs) are blended by that radius, and the result is saved as the camera's JPEG.
 
 Training (`CameraProcessing`) applies them label-blind, so "processed" carries no label; evaluation's stress
-test (`modeling.evaluation.stress`) applies each kind to every test image with its own seeded draws.
+test (`modeling.evaluation.stress`) applies each kind to every test image with its own seeded draws. Training
+processes the self-fakes' small windows of each photo: the `FRAMED` kinds, whose geometry is a share of the frame,
+are then drawn for the whole photo and the window placed in it (for an ai image, on the part left sharp).
 """
 
 from __future__ import annotations

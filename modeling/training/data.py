@@ -16,7 +16,7 @@ import pandas as pd
 from datasets import Dataset, DatasetDict, concatenate_datasets
 
 from modeling.augment.learned_decoder import FIT_CROP, family_specs, fit_family, uint8_images
-from modeling.augment.self_fakes import label_counts_after_self_fakes
+from modeling.augment.self_fakes import SelfFakes, label_counts_after_self_fakes
 from modeling.config import ConfigError, RunConfig
 from modeling.data.dedup import drop_cross_split_duplicates
 from modeling.data.demo import DEMO_DATA_DIR, DemoSpec, demo_data_exists, make_demo_data, may_generate_into
@@ -101,6 +101,12 @@ def clean_manifest(config: RunConfig, manifest: pd.DataFrame, output_dir: Path) 
     return manifest
 
 
+def processing_frame(self_fakes: SelfFakes | None, processor: Any) -> int | None:
+    """The side of the photo that training's processing draws frame-relative kinds for: evaluation's crop side when
+    the self-fakes cut small windows before processing, else None (the image processed is the whole photo)."""
+    return processor_crop_size(processor)[0] if self_fakes is not None and self_fakes.region else None
+
+
 def build_datasets(config: RunConfig, manifest: pd.DataFrame, processor: Any) -> DatasetDict:
     """Lazy datasets (nothing decoded yet) with the train or eval transform attached."""
     splits = manifest_to_datasets(manifest, config.data.data_dir, decode=False)
@@ -111,9 +117,7 @@ def build_datasets(config: RunConfig, manifest: pd.DataFrame, processor: Any) ->
     learned = learned_decoders(config, manifest, Path(config.training.output_dir))
     self_fakes = build_self_fakes(config.augment, *train_label_counts(manifest), learned)
     labeller = SourceLabeller(source_classes(manifest)) if config.run.source_loss_weight > 0 else None
-    # processing meets the self-fakes' small windows: a kind drawn per photo is drawn for evaluation's full crop
-    frame = processor_crop_size(processor)[0] if self_fakes is not None and self_fakes.region else None
-    camera = build_camera_processing(config.augment, frame)
+    camera = build_camera_processing(config.augment, processing_frame(self_fakes, processor))
     train_tf = BatchTransform(processor, train_transforms(config.augment, crop, resize), processor_geometry=False,
                               sample_transform=sample_transform(self_fakes, camera), source_labeller=labeller)
     eval_tf = BatchTransform(processor, process_seed=VALIDATION_PROCESS_SEED)
