@@ -43,6 +43,7 @@ import torch.nn.functional as F
 from PIL import Image, ImageDraw
 
 from modeling.degradations import reencode
+from modeling.labels import AI_LABEL_ID
 
 Tensor = torch.Tensor
 Processing = Callable[[Image.Image, np.random.Generator], Image.Image]
@@ -315,7 +316,6 @@ class CameraProcessing:
     kinds: Sequence[str] = tuple(KINDS)
     frame: int | None = None  # the side of the photos that training's windows are cut from (`FRAMED` kinds)
     ai_on_subject: bool = False  # an ai image's window of a framed kind sits on the part the kind leaves sharp
-    ai_label: int = 1
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.prob <= 1.0:
@@ -328,5 +328,5 @@ class CameraProcessing:
         if not apply:
             return image, label
         if kind in FRAMED and self.frame:
-            return FRAMED[kind](image, rng, self.frame, self.ai_on_subject and label == self.ai_label), label
+            return FRAMED[kind](image, rng, self.frame, self.ai_on_subject and label == AI_LABEL_ID), label
         return KINDS[kind](image, rng), label
