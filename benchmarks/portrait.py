@@ -15,12 +15,14 @@ import argparse
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 from PIL import Image
 
 from modeling.augment.camera import keyed_rng, portrait_blur
 from modeling.data.manifest import load_manifest
+from modeling.evaluation.stress import point_at_fpr
 from modeling.inference.predictor import Detector
-from modeling.labels import AI_LABEL_ID
+from modeling.labels import AI_LABEL_ID, LABEL2ID
 from modeling.run_folder import MANIFEST, RunFolder
 
 KEY_SEED = 7  # the draws' key: the same subject, depth and radius at every scale
@@ -44,15 +46,15 @@ def run(args: argparse.Namespace) -> int:
     reals = [Image.open(data_dir / path).convert("RGB") for path in paths]
     detector = Detector.from_pretrained(args.model, backend="torch", provenance=False)
     plain = scores(detector, reals)
-    point = float(np.quantile(plain, 0.99))
+    point = point_at_fpr(pd.DataFrame({"label": LABEL2ID["real"], "score_ai": plain}))  # the stress test's 1% point
     print(f"{len(reals)} real test images; stored threshold {detector.threshold:.3f}, 1% point {point:.3f}")
     print(f"{'radius scale':>12} {'called ai':>10} {'at 1% point':>12} {'median P(ai)':>13}")
-    print(f"{'plain':>12} {np.mean(plain >= detector.threshold):>10.3f} {np.mean(plain > point):>12.3f} "
+    print(f"{'plain':>12} {np.mean(plain >= detector.threshold):>10.3f} {np.mean(plain >= point):>12.3f} "
           f"{np.median(plain):>13.4f}")
     for scale in args.scales:
         blurred = [portrait_blur(image, keyed_rng(image, "portrait_blur", KEY_SEED), radius_scale=scale)
                    for image in reals]
         s = scores(detector, blurred)
-        print(f"{scale:>12g} {np.mean(s >= detector.threshold):>10.3f} {np.mean(s > point):>12.3f} "
+        print(f"{scale:>12g} {np.mean(s >= detector.threshold):>10.3f} {np.mean(s >= point):>12.3f} "
               f"{np.median(s):>13.4f}")
     return 0
