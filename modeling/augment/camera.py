@@ -315,7 +315,7 @@ class CameraProcessing:
     prob: float = 0.3
     kinds: Sequence[str] = tuple(KINDS)
     # the side of the photos that training's windows are cut from: `FRAMED` kinds draw their geometry for it and
-    # process the window alone (processing whole 200 px photos before the cut costs 3-7x as much per image)
+    # process the window alone (a kind on a whole 200 px photo costs 1.3-7x its cost on the 64 px window)
     frame: int | None = None
     ai_on_subject: bool = False  # an ai image's window of a framed kind sits on the part the kind leaves sharp
 
