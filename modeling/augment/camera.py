@@ -222,8 +222,8 @@ def window_place(subject: Tensor, h: int, w: int, rng: np.random.Generator, on_s
     """(top, left) of an h x w window in a frame with this (H, W) subject mask: uniform, or (`on_subject`)
     centred on a random pixel of the subject (mask > 0.5) and kept inside the frame."""
     fh, fw = subject.shape
-    inside = torch.nonzero(subject > 0.5)
-    if not on_subject or len(inside) == 0:
+    inside = torch.nonzero(subject > 0.5) if on_subject else ()
+    if len(inside) == 0:
         return int(rng.integers(0, fh - h + 1)), int(rng.integers(0, fw - w + 1))
     cy, cx = (int(v) for v in inside[int(rng.integers(len(inside)))])
     return min(max(cy - h // 2, 0), fh - h), min(max(cx - w // 2, 0), fw - w)
