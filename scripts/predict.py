@@ -175,8 +175,10 @@ def run(args: argparse.Namespace) -> int:
     if processes.world == 1:
         rows = write_rows(detector.predict(items), args.output, fmt, progress, detector.provenance)
     else:
-        mine = list(detector.predict(processes.share(items)))
-        rows = processes.gather(mine)
+        try:
+            rows = processes.gather(list(detector.predict(processes.share(items))))
+        finally:
+            processes.close()
         if not processes.is_main:
             return 0
         rows = write_rows(rows, args.output, fmt, progress, detector.provenance)

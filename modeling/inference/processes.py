@@ -56,3 +56,11 @@ class Processes:
 
         everything = gather_object([rows])  # one list per process, in rank order
         return [row for block in everything for row in block] if self.is_main else None
+
+    def close(self) -> None:
+        """Wait for every process, then end the process group: a process that exits with the group still up can
+        abort in its communication threads ("terminate called without an active exception") and fail the launch."""
+        if self._state is not None:
+            self._state.wait_for_everyone()
+            self._state.destroy_process_group()
+            self._state = None
