@@ -33,6 +33,7 @@ from typing import Any
 import numpy as np
 import torch
 from scipy.optimize import minimize, minimize_scalar
+from scipy.stats import beta
 
 from modeling.labels import AI_LABEL_ID, DEFAULT_THRESHOLD, DEFAULT_THRESHOLD_RULE
 from modeling.metrics import ai_scores, brier_score, expected_calibration_error, negative_log_likelihood
@@ -43,6 +44,9 @@ DEFAULT_RULE = DEFAULT_THRESHOLD_RULE
 TEMPERATURE_BOUNDS = (0.25, 20.0)  # at most 4x sharper than the network's own scores
 BIAS_BOUND = 8.0  # |prior shift| on the logit gap: odds moved at most e^8-fold
 SCORE_RESOLUTION = 1e-6  # P(ai) differences below this are float32 noise, not a ranking
+# a kind's validation rate is an estimate from its own few reals (80 in the demo): the threshold also keeps the
+# one-sided upper confidence bound of every kind's false-positive rate at most `kind_fpr_bound`, at this confidence
+KIND_BOUND_CONFIDENCE = 0.95
 
 
 # --------------------------------------------------------------------------- temperature
@@ -166,8 +170,17 @@ def _candidate_thresholds(scores: np.ndarray) -> np.ndarray:
     return np.unique(np.concatenate([mids, [below_all, above_all, DEFAULT_THRESHOLD]]))
 
 
+def rate_upper_bound(called: np.ndarray, n: int, confidence: float = KIND_BOUND_CONFIDENCE) -> np.ndarray:
+    """One-sided Clopper-Pearson upper bound of a rate from `called` of `n` (1 where every one was called):
+    the highest true rate that shows `called` or fewer of `n` at least (1 - confidence) of the time."""
+    called = np.asarray(called)
+    safe = np.minimum(called, n - 1)  # beta's second parameter must stay positive; k == n is set to 1 below
+    return np.where(called >= n, 1.0, beta.ppf(confidence, safe + 1, n - safe))
+
+
 def choose_threshold(
-    labels: np.ndarray, scores: np.ndarray, rule: str = DEFAULT_RULE, groups: Sequence[str] | None = None
+    labels: np.ndarray, scores: np.ndarray, rule: str = DEFAULT_RULE, groups: Sequence[str] | None = None,
+    group_bound: float | None = None,
 ) -> float:
     """Threshold on P(ai) chosen on validation by the rule.
 
@@ -175,7 +188,10 @@ def choose_threshold(
     - target_fpr=r: the lowest threshold whose false-positive rate (real called ai) is <= r, which gives the
       highest detection rate allowed by that budget. With `groups` (a name per row, e.g. the processing each
       validation copy went through), the rate must hold in every group of reals, not only pooled: a kind of
-      real photo the network finds hard cannot hide behind the easy ones.
+      real photo the network finds hard cannot hide behind the easy ones. With `group_bound` too, each group's
+      upper confidence bound (`rate_upper_bound`) must be <= group_bound: 4 of 80 meets a 5% rate, yet a true
+      rate of 11% shows 4 or fewer of 80 one time in twenty. A group too small to bound even with none called (fewer
+      than 29 reals for 10% at 95%) is held to the rate alone.
     """
     name, target = parse_rule(rule)
     labels = np.asarray(labels, dtype=int)
@@ -197,7 +213,10 @@ def choose_threshold(
         groups = np.asarray(groups)
         for group in np.unique(groups[labels == 0]):
             members = np.sort(scores[(labels == 0) & (groups == group)])
-            allowed &= (len(members) - np.searchsorted(members, t, side="left")) / len(members) <= target + 1e-12
+            called = len(members) - np.searchsorted(members, t, side="left")
+            allowed &= called / len(members) <= target + 1e-12
+            if group_bound is not None and rate_upper_bound(0, len(members)) <= group_bound:  # else too few to bound
+                allowed &= rate_upper_bound(called, len(members)) <= group_bound + 1e-12
     return float(t[np.flatnonzero(allowed)].min())
 
 
@@ -229,6 +248,7 @@ class CalibrationReport:
     nll_after: float
     fitted_on: str = "validation"
     false_positive_rate_by_group: dict[str, float] | None = None  # validation reals per processing kind
+    kind_fpr_bound: float | None = None  # what each kind's upper confidence bound was held to (None: not held)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -236,10 +256,10 @@ class CalibrationReport:
 
 def calibrate_model(
     model: torch.nn.Module, logits: np.ndarray, labels: np.ndarray, rule: str = DEFAULT_RULE,
-    groups: Sequence[str] | None = None,
+    groups: Sequence[str] | None = None, group_bound: float | None = None,
 ) -> CalibrationReport | None:
     """Fit T and the prior shift on (logits, labels), fold them into `model`, pick and store the threshold
-    (with `groups`, per group of reals: see `choose_threshold`).
+    (with `groups`, per group of reals, and `group_bound`, their confidence bound: see `choose_threshold`).
 
     Returns None (model unchanged) when the labels hold a single class: neither a temperature nor a
     threshold means anything then.
@@ -254,7 +274,8 @@ def calibrate_model(
     temperature, bias = fit_scaling(logits, labels)
     calibrated = apply_scaling(logits, temperature, bias)
     before, after = ai_scores(logits), ai_scores(calibrated)
-    threshold = choose_threshold(labels, after, rule, groups)
+    group_bound = group_bound if groups is not None else None
+    threshold = choose_threshold(labels, after, rule, groups, group_bound)
     fold_temperature(model, temperature, bias)
     model.config.decision_threshold = threshold
     model.config.decision_threshold_rule = rule
@@ -271,6 +292,7 @@ def calibrate_model(
         nll_before=negative_log_likelihood(logits, labels),
         nll_after=negative_log_likelihood(calibrated, labels),
         false_positive_rate_by_group=None if groups is None else false_positive_rates(labels, after, threshold, groups),
+        kind_fpr_bound=group_bound,
     )
     logger.info(
         "calibration on %d validation images: T=%.3f, prior shift %+.3f, ECE %.4f -> %.4f, threshold %.4f (%s)",

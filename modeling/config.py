@@ -287,12 +287,20 @@ class RunArguments:
         metadata={"help": "How the decision threshold on P(ai) is chosen on validation: 'max_accuracy', or "
                   "'target_fpr=<rate>' (the lowest threshold whose false-positive rate on real images is <= rate)."},
     )
+    kind_fpr_bound: float = field(
+        default=0.10,
+        metadata={"help": "With camera_validation and target_fpr: the threshold also keeps every processing kind's "
+                  "95% upper confidence bound of its false-positive rate on validation reals at most this (a kind's "
+                  "rate is an estimate from its few reals); 1: off."},
+    )
 
     def __post_init__(self) -> None:
         if self.class_weighting not in CLASS_WEIGHTINGS:
             raise ConfigError(f"class_weighting must be one of {CLASS_WEIGHTINGS}, got {self.class_weighting!r}")
         if self.source_loss_weight < 0:
             raise ConfigError(f"source_loss_weight must be >= 0 (0: off), got {self.source_loss_weight}")
+        if not 0 < self.kind_fpr_bound <= 1:
+            raise ConfigError(f"kind_fpr_bound must be in (0, 1] (1: off), got {self.kind_fpr_bound}")
         if not self.stress_ai_ratio > 0:
             raise ConfigError(f"stress_ai_ratio must be > 0 (ai images per real one), got {self.stress_ai_ratio}")
 

@@ -216,6 +216,28 @@ def test_the_threshold_rule_holds_for_every_kind_of_processed_real() -> None:
     assert np.mean(ai >= per_kind) == 1.0  # this budget still finds every ai image
 
 
+def test_the_kind_bound_holds_each_kind_to_what_its_few_reals_can_vouch_for() -> None:
+    """80 portrait reals, 4 of them over the 5% rule's threshold: the rate is met, but a true rate of 11% shows so
+    few one time in twenty. With the bound the threshold rises until at most 3 of 80 are over it (upper bound 9.4%);
+    a group too small to bound at all (20 reals) is held to the rate alone."""
+    scores_real = np.linspace(0.0, 0.79, 80)
+    labels = np.repeat([0, 0, 1], [400, 80, 100])
+    scores = np.concatenate([np.linspace(0.0, 0.3, 400), scores_real, np.full(100, 0.95)])
+    groups = np.repeat(["", "portrait_blur", ""], [400, 80, 100])
+    rate_only = calibration.choose_threshold(labels, scores, "target_fpr=0.05", groups)
+    bounded = calibration.choose_threshold(labels, scores, "target_fpr=0.05", groups, group_bound=0.10)
+    assert np.sum(scores_real >= rate_only) == 4 and np.sum(scores_real >= bounded) == 3
+    assert calibration.rate_upper_bound(4, 80) > 0.10 >= calibration.rate_upper_bound(3, 80)
+    assert calibration.rate_upper_bound(80, 80) == 1.0
+    # the bound is Clopper-Pearson's: at that true rate, k or fewer of n are seen 5% of the time
+    from scipy.stats import binom
+    assert binom.cdf(3, 80, calibration.rate_upper_bound(3, 80)) == pytest.approx(0.05)
+    small = np.repeat([0, 1], [20, 10])
+    small_scores, small_groups = np.concatenate([np.linspace(0, 0.5, 20), np.full(10, 0.9)]), ["zoom"] * 30
+    assert calibration.choose_threshold(small, small_scores, "target_fpr=0.05", small_groups, group_bound=0.10) == \
+        calibration.choose_threshold(small, small_scores, "target_fpr=0.05", small_groups)
+
+
 def test_the_balanced_stress_test_keeps_every_real_and_as_many_ai(tiny_trained_model: Path, tmp_path: Path) -> None:
     from modeling.data.selection import resolve_eval_data
     from modeling.evaluation.evaluate import run_evaluation
@@ -281,3 +303,4 @@ def test_training_with_processed_validation_holds_the_threshold_for_every_kind(t
     assert set(rates) == {"none", *camera.KINDS}  # a copy of every validation image per kind, beside the plain one
     assert all(rate <= 0.25 + 1e-9 for rate in rates.values())
     assert 0.0 < report["decision_threshold"] < 1.0
+    assert report["kind_fpr_bound"] == 0.10  # the default bound was passed on (these few reals are held to the rate)

@@ -160,11 +160,13 @@ def find_resume_checkpoint(args: TrainingArguments, output_dir: Path) -> str | N
 # --------------------------------------------------------------------------- after the last step
 
 
-def calibrate(trainer: ReliableTrainer, dataset: Any, run: RunFolder, rule: str) -> dict[str, Any]:
+def calibrate(trainer: ReliableTrainer, dataset: Any, run: RunFolder, rule: str,
+              kind_bound: float | None = None) -> dict[str, Any]:
     """Temperature and threshold from validation, folded in and re-saved; returns the validation figures.
 
     `trainer.predict` gathers the logits on every process, so each folds the same T into its copy. With
-    processed copies in the split (a `process` column), the threshold rule holds per kind of processed real.
+    processed copies in the split (a `process` column), the threshold rule holds per kind of processed real, and
+    each kind's confidence bound is held to `kind_bound`.
     """
     if dataset is None or len(dataset) == 0:
         logger.warning("no validation split: the model is saved uncalibrated with threshold %.1f", DEFAULT_THRESHOLD)
@@ -177,7 +179,7 @@ def calibrate(trainer: ReliableTrainer, dataset: Any, run: RunFolder, rule: str)
         logger.warning("calibration: %d of %d images scored; the threshold is chosen on all reals pooled",
                        len(labels), len(groups))
         groups = None
-    report = calibrate_model(trainer.model, logits, labels, rule, groups)
+    report = calibrate_model(trainer.model, logits, labels, rule, groups, kind_bound)
     threshold = DEFAULT_THRESHOLD
     if report is not None:
         trainer.save_model(str(run.root))  # safetensors + config.json with the threshold
@@ -300,7 +302,8 @@ def train(config: RunConfig) -> dict[str, dict[str, Any]]:
     trainer.save_model(str(run.root))
     calibration_split = splits["calibration"] if "calibration" in splits else splits.get("validation")
     metrics = {"train": result.metrics, "validation": calibrate(trainer, calibration_split, run,
-                                                                config.run.decision_threshold_rule)}
+                                                                config.run.decision_threshold_rule,
+                                                                config.run.kind_fpr_bound)}
     trainer.save_state()
     (run / TRAINER_PICKLE).unlink(missing_ok=True)  # pickled; training_config.yaml replaces it
     if trainer.is_world_process_zero():
