@@ -1,6 +1,6 @@
 """Train the detector.
 
-    accelerate launch scripts/train.py                                   # the demo (configs/demo.yaml)
+    accelerate launch --num_cpu_threads_per_process 2 scripts/train.py   # the demo (configs/demo.yaml), 2 CPU cores
     accelerate launch scripts/train.py --config configs/convnext_tiny_artifact.yaml --data_dir /data/artifact
     python scripts/train.py --num_train_epochs 1                        # any key overrides the YAML
 """
